@@ -1,0 +1,3 @@
+from carto_mcp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""What the CARTO API returns, read leniently: unknown fields are kept, odd values tolerated.
+
+These models sit between the HTTP client and the result models. They hold secrets (the token
+value, an M2M client secret), so their repr masks them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from carto_mcp import contract
+from carto_mcp.masking import mask, short_id
+from carto_mcp.models.rules import classify_source, parse_timestamp
+
+
+def _str_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [str(v) for v in value if v is not None]
+    return []
+
+
+class WireGrant(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    connection_name: str = ""
+    source: str = ""
+
+    @property
+    def kind(self) -> str:
+        return classify_source(self.source) if self.source else "table"
+
+
+class Token(BaseModel):
+    """A token object (contract: A): token, name, grants, allowed_apis, referers, expiration_date, created_at."""
+
+    model_config = ConfigDict(extra="allow")
+
+    token: str
+    name: str | None = None
+    grants: list[WireGrant] = Field(default_factory=list)
+    allowed_apis: list[str] = Field(default_factory=list)
+    referers: list[str] = Field(default_factory=list)
+    expiration_date: str | None = None
+    created_at: str | None = None
+
+    @field_validator("allowed_apis", "referers", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> list[str]:
+        return _str_list(value)
+
+    @field_validator("grants", mode="before")
+    @classmethod
+    def _grants(cls, value: Any) -> list[Any]:
+        return [g for g in value if isinstance(g, dict)] if isinstance(value, list) else []
+
+    @property
+    def id(self) -> str:
+        return short_id(self.token)
+
+    @property
+    def masked(self) -> str:
+        return mask(self.token)
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return parse_timestamp(self.expiration_date)
+
+    def expired(self, now: datetime | None = None) -> bool:
+        when = self.expires_at
+        return when is not None and when <= (now or datetime.now(timezone.utc))
+
+    def __repr__(self) -> str:
+        return f"Token(id={self.id!r}, name={self.name!r}, token={self.masked!r})"
+
+    __str__ = __repr__
+
+
+class OAuthClient(BaseModel):
+    """An SPA or M2M OAuth client in CLI field names (contract: A, mapped from Auth0-style wire names)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    client_id: str
+    title: str | None = None
+    app_type: str | None = None
+    login_uri: str | None = None
+    callbacks: list[str] = Field(default_factory=list)
+    logout_urls: list[str] = Field(default_factory=list)
+    web_origins: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
+    client_secret: str | None = None
+    created_at: str | None = None
+
+    @field_validator("callbacks", "logout_urls", "web_origins", "allowed_origins", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> list[str]:
+        return _str_list(value)
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> OAuthClient:
+        return cls.model_validate(contract.oauth_from_wire(body))
+
+    def __repr__(self) -> str:
+        secret = mask(self.client_secret) if self.client_secret else None
+        return f"OAuthClient(client_id={self.client_id!r}, title={self.title!r}, client_secret={secret!r})"
+
+    __str__ = __repr__
