@@ -1,0 +1,209 @@
+"""The one boundary where httpx2 exceptions and error statuses become carto errors.
+
+Also the retry policy: only idempotent requests (GET, DELETE) are retried, on 502/503/504
+and transport failures, with jittered backoff, honouring Retry-After up to a cap, inside a
+total deadline. A POST is sent once; if its answer is lost the caller is told the outcome is
+unknown instead of being retried blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx2 as httpx
+
+from carto_mcp import contract
+from carto_mcp.api import errors
+from carto_mcp.masking import mask
+
+logger = logging.getLogger("carto_mcp.api")
+
+IDEMPOTENT = frozenset({"GET", "DELETE", "HEAD", "OPTIONS"})
+RETRY_STATUSES = frozenset({502, 503, 504})
+HELP = "Run `carto-mcp doctor` to check the profile and connectivity."
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. Defaults keep a failing call under ~30 s in total."""
+
+    attempts: int = 3
+    backoff: float = 0.25
+    max_backoff: float = 4.0
+    retry_after_cap: float = 10.0
+    deadline: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry_after_cap)
+        base = min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
+        return base / 2 + random.uniform(0, base / 2)
+
+
+def safe_url(url: httpx.URL | str, secrets: tuple[str, ...] = ()) -> str:
+    """The URL with any secret path segment masked (token paths carry the token itself)."""
+    text = str(url)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, mask(secret))
+    return text
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_json(response: httpx.Response) -> Any:
+    """Parse a body as JSON, or raise BadResponse naming the content type it really had."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        ctype = response.headers.get("content-type", "unknown type")
+        raise errors.BadResponse(
+            f"CARTO answered {response.status_code} with a body that is not JSON ({ctype}) at "
+            f"{response.request.method} {safe_url(response.request.url)}. A proxy or the wrong --base-url "
+            f"may be in the way. {HELP}"
+        ) from None
+
+
+def raise_for_status(
+    response: httpx.Response, *, profile: str, secrets: tuple[str, ...] = (), what: str = "request"
+) -> None:
+    """Turn an error status into the most specific carto error, in words a person can act on."""
+    status = response.status_code
+    if status < 400:
+        return
+    method = response.request.method
+    url = safe_url(response.request.url, secrets)
+    try:
+        said = contract.error_message(response.json()) if response.content else None
+    except ValueError:
+        ctype = response.headers.get("content-type", "unknown type").split(";")[0]
+        said = f"the reply was not JSON ({ctype}); a proxy or the wrong --base-url may be in the way"
+    said = safe_url(said, secrets) if said else None
+    reason = f"{status} {response.reason_phrase or ''}".strip()
+    detail = f" — {said}" if said else ""
+    where = f"{method} {url}"
+    kw: dict[str, Any] = {
+        "status_code": status,
+        "method": method,
+        "url": url,
+        "request_id": response.headers.get("x-request-id"),
+    }
+    if status == 401:
+        raise errors.AuthError(
+            f"CARTO rejected the login of profile '{profile}' ({reason}{detail}) at {where}. "
+            f"Run `carto auth login --profile {profile}` (or set a valid CARTO_API_TOKEN), then retry.",
+            **kw,
+        )
+    if status == 403:
+        raise errors.PermissionDenied(
+            f"Profile '{profile}' may not {what} ({reason}{detail}) at {where}. Check the user's role and the "
+            "organization's plan, or use a profile with more rights.",
+            **kw,
+        )
+    if status == 404:
+        raise errors.NotFound(f"Not found: {what} ({reason}{detail}) at {where}.", **kw)
+    if status in (400, 409, 422):
+        raise errors.ValidationFailed(
+            f"CARTO refused the {what} ({reason}{detail}). Fix the arguments and retry.", **kw
+        )
+    if status == 429:
+        after = retry_after_seconds(response)
+        wait = f" Wait {after:.0f} s before retrying." if after is not None else " Wait a moment before retrying."
+        raise errors.RateLimited(
+            f"CARTO is rate limiting requests ({reason}{detail}) at {where}.{wait}", retry_after=after, **kw
+        )
+    if status >= 500:
+        raise errors.ServiceError(
+            f"CARTO failed to handle the {what} ({reason}{detail}) at {where}. Retry later. {HELP}", **kw
+        )
+    raise errors.ApiError(f"CARTO answered {reason}{detail} to the {what} at {where}. {HELP}", **kw)
+
+
+#: httpx errors after which a sent request may have reached the service.
+_MAYBE_DELIVERED = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+
+
+@contextmanager
+def transport_errors(method: str, url: str, *, creating: bool, what: str) -> Iterator[None]:
+    """Map httpx2 transport failures to TransportError (or OutcomeUnknown for a create)."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        if creating and isinstance(exc, _MAYBE_DELIVERED):
+            raise _unknown(method, url, what, "timed out waiting for the answer") from exc
+        raise errors.TransportError(
+            f"Timed out talking to CARTO ({type(exc).__name__}) at {method} {url}. Check the network and "
+            f"--base-url, then retry. {HELP}",
+            method=method,
+            url=url,
+        ) from exc
+    except httpx.TransportError as exc:
+        if creating and isinstance(exc, _MAYBE_DELIVERED):
+            raise _unknown(method, url, what, "the connection dropped before the answer") from exc
+        raise errors.TransportError(
+            f"Could not reach CARTO ({type(exc).__name__}: {_short(exc)}) at {method} {url}. Check the network, "
+            f"DNS and --base-url. Nothing was changed. {HELP}",
+            method=method,
+            url=url,
+        ) from exc
+
+
+def _unknown(method: str, url: str, what: str, why: str) -> errors.OutcomeUnknown:
+    return errors.OutcomeUnknown(
+        f"The {what} was sent but {why} ({method} {url}): it may have been created. Check list_credentials "
+        "before trying again, so nothing is created twice.",
+        method=method,
+        url=url,
+    )
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]
+
+
+def log_request(request: httpx.Request, secrets: tuple[str, ...]) -> None:
+    """--debug: method, URL, headers with the bearer masked, and the body of POST/PATCH (CLI parity)."""
+    if not logger.isEnabledFor(logging.DEBUG):
+        return
+    headers = {
+        k: (f"Bearer {mask(v[7:])}" if k.lower() == "authorization" else v)
+        for k, v in request.headers.items()
+        if k.lower() not in ("user-agent", "accept-encoding", "connection")
+    }
+    body = ""
+    if request.method in ("POST", "PATCH") and request.content:
+        body = " body=" + safe_url(request.content.decode("utf-8", "replace")[:2000], secrets)
+    logger.debug("--> %s %s headers=%s%s", request.method, safe_url(request.url, secrets), headers, body)
+
+
+def log_response(response: httpx.Response, elapsed: float, secrets: tuple[str, ...]) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "<-- %s %s %s (%.0f ms)",
+            response.status_code,
+            response.request.method,
+            safe_url(response.request.url, secrets),
+            elapsed * 1000,
+        )

@@ -1,0 +1,358 @@
+"""The async CARTO client: tokens and OAuth clients over one shared connection pool.
+
+The only module that does HTTP. Every httpx2 failure and error status is turned into a
+`carto_mcp.api.errors` exception at one boundary (`_request`); callers never see httpx.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Literal
+
+import anyio
+import httpx2 as httpx
+
+from carto_mcp import __version__, contract
+from carto_mcp.api import errors
+from carto_mcp.api._http import (
+    IDEMPOTENT,
+    RETRY_STATUSES,
+    RetryPolicy,
+    log_request,
+    log_response,
+    raise_for_status,
+    read_json,
+    retry_after_seconds,
+    safe_url,
+    transport_errors,
+)
+from carto_mcp.api.auth import BearerSource, StaticBearer
+from carto_mcp.masking import looks_like_token, mask, short_id
+from carto_mcp.models.wire import OAuthClient, Token
+
+ClientKind = Literal["spa", "m2m"]
+PageHook = Callable[[int, int | None], Awaitable[None]]
+
+DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0, pool=5.0)
+
+
+class ClientState(enum.Enum):
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+class CartoClient:
+    """Talks to one CARTO API base URL with one bearer source.
+
+    Use as `async with CartoClient(base_url=..., auth=...) as api:`. Tests pass
+    `transport=httpx2.MockTransport(handler)` or an ASGI transport over the sandbox.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        auth: BearerSource | str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        per_page: int = contract.MAX_PER_PAGE,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth: BearerSource = StaticBearer(auth) if isinstance(auth, str) else auth
+        self.retry = retry or RetryPolicy()
+        self.per_page = per_page
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=timeout,
+            headers={"User-Agent": f"carto-mcp/{__version__}", "Accept": "application/json"},
+            follow_redirects=False,
+        )
+        self._state = ClientState.UNOPENED
+        self._index = TokenIndex()
+        self.requests_sent = 0
+
+    @property
+    def profile_name(self) -> str:
+        return self.auth.profile_name
+
+    async def __aenter__(self) -> CartoClient:
+        if self._state is not ClientState.UNOPENED:
+            raise RuntimeError("a CartoClient can be opened once")
+        self._state = ClientState.OPENED
+        await self._http.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._state is not ClientState.CLOSED:
+            self._state = ClientState.CLOSED
+            await self._http.aclose()
+
+    # --- tokens ------------------------------------------------------------------------
+
+    async def token_pages(self, *, start_page: int = 1, on_page: PageHook | None = None) -> AsyncIterator[list[Token]]:
+        """Yield the caller's tokens page by page (contract: A paging), indexing every id seen."""
+        async for rows in self._pages(contract.TOKENS_PATH, {}, start_page, on_page, "token list"):
+            tokens = [self._parse_token(r, "token list") for r in rows]
+            self._index.add_all(tokens)
+            yield tokens
+
+    async def list_tokens(self, *, on_page: PageHook | None = None) -> list[Token]:
+        """Every token of the caller, following pagination."""
+        out: list[Token] = []
+        async for page in self.token_pages(on_page=on_page):
+            out.extend(page)
+        self._index.complete(out)
+        return out
+
+    async def get_token(self, token: str) -> Token:
+        body = await self._request("GET", contract.token_path(token), secrets=(token,), what="token lookup")
+        if body is None:
+            raise errors.BadResponse("CARTO returned an empty body for a token lookup.")
+        found = self._parse_token(body, "token lookup")
+        self._index.add(found)
+        return found
+
+    async def create_token(self, body: dict[str, Any]) -> Token:
+        reply = await self._request("POST", contract.TOKENS_PATH, json=body, what="token creation")
+        if not isinstance(reply, dict) or not isinstance(reply.get("token"), str):
+            raise errors.BadResponse(
+                "CARTO accepted the token creation but returned no token value. Check list_credentials: the "
+                "token may exist; revoke it if you cannot use it."
+            )
+        token = self._parse_token(reply, "token creation")
+        self._index.add(token)
+        return token
+
+    async def update_token(self, token: str, body: dict[str, Any]) -> Token:
+        reply = await self._request(
+            "PATCH", contract.token_path(token), json=body, secrets=(token,), what="token update"
+        )
+        if not isinstance(reply, dict) or "token" not in reply:
+            return await self.get_token(token)
+        updated = self._parse_token(reply, "token update")
+        self._index.add(updated)
+        return updated
+
+    async def delete_token(self, token: str) -> None:
+        try:
+            await self._request("DELETE", contract.token_path(token), secrets=(token,), what="token revocation")
+        finally:
+            self._index.discard(token)
+
+    async def resolve_token(self, ident: str) -> str:
+        """Turn a short id (jti or hash prefix) or a full token value into the token value.
+
+        Served from the index while it is fresh; a miss walks the list once and refreshes it.
+        """
+        ident = ident.strip()
+        if looks_like_token(ident):
+            return ident
+        found = self._index.get(ident)
+        if found is None:
+            await self.list_tokens()
+            found = self._index.get(ident)
+        if found is None:
+            raise errors.NotFound(
+                f"No token with id '{ident}' for profile '{self.profile_name}'. Call list_credentials "
+                "(kind 'token') to see the ids.",
+                status_code=404,
+            )
+        return found
+
+    # --- OAuth clients (contract: A) ---------------------------------------------------
+
+    async def client_pages(
+        self, kind: ClientKind | None, *, start_page: int = 1, on_page: PageHook | None = None
+    ) -> AsyncIterator[list[OAuthClient]]:
+        params = {contract.OAUTH_TYPE_PARAM: kind} if kind else {}
+        try:
+            async for rows in self._pages(contract.OAUTH_CLIENTS_PATH, params, start_page, on_page, "client list"):
+                yield [self._parse_client(r, "client list") for r in rows]
+        except errors.ApiError as exc:
+            if exc.status_code in (404, 405):
+                raise self._oauth_unavailable(exc) from exc
+            raise
+
+    async def list_clients(self, kind: ClientKind | None = None) -> list[OAuthClient]:
+        out: list[OAuthClient] = []
+        async for page in self.client_pages(kind):
+            out.extend(page)
+        return out
+
+    async def get_client(self, client_id: str) -> OAuthClient:
+        body = await self._request("GET", contract.oauth_client_path(client_id), what="OAuth client lookup")
+        return self._parse_client(body, "OAuth client lookup")
+
+    async def create_client(self, body: dict[str, Any]) -> OAuthClient:
+        try:
+            reply = await self._request("POST", contract.OAUTH_CLIENTS_PATH, json=body, what="OAuth client creation")
+        except errors.ApiError as exc:
+            if exc.status_code in (404, 405):
+                raise self._oauth_unavailable(exc) from exc
+            raise
+        return self._parse_client(reply, "OAuth client creation")
+
+    async def update_client(self, client_id: str, body: dict[str, Any]) -> OAuthClient:
+        reply = await self._request(
+            "PATCH", contract.oauth_client_path(client_id), json=body, what="OAuth client update"
+        )
+        if not isinstance(reply, dict) or not reply:
+            return await self.get_client(client_id)
+        return self._parse_client(reply, "OAuth client update")
+
+    async def delete_client(self, client_id: str) -> None:
+        await self._request("DELETE", contract.oauth_client_path(client_id), what="OAuth client revocation")
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    async def _pages(
+        self, path: str, params: dict[str, str], start_page: int, on_page: PageHook | None, what: str
+    ) -> AsyncIterator[list[Any]]:
+        page = start_page
+        seen = 0
+        while True:
+            query = {**params, contract.PAGE_PARAM: str(page), contract.PER_PAGE_PARAM: str(self.per_page)}
+            body = await self._request("GET", path, params=query, what=what)
+            parsed = contract.list_items(body)
+            if parsed is None:
+                raise errors.BadResponse(
+                    f"CARTO answered the {what} with an unexpected shape (expected {{'data': [...]}}) at GET {path}."
+                )
+            rows, total = parsed
+            seen += len(rows)
+            if on_page is not None:
+                await on_page(seen, total)
+            yield rows
+            if len(rows) < self.per_page or (total is not None and seen >= total) or not isinstance(body, dict):
+                return
+            page += 1
+
+    def _oauth_unavailable(self, exc: errors.ApiError) -> errors.NotFound:
+        return errors.NotFound(
+            f"SPA/M2M client management is not available at {self.base_url} (the endpoint answered "
+            f"{exc.status_code}). CARTO publishes no REST API for OAuth clients yet: manage them in "
+            "Workspace > Developers > Credentials.",
+            status_code=exc.status_code,
+            method=exc.method,
+            url=exc.url,
+        )
+
+    def _parse_token(self, body: Any, what: str) -> Token:
+        try:
+            return Token.model_validate(body)
+        except ValueError:
+            raise errors.BadResponse(
+                f"CARTO answered the {what} with a token object of an unexpected shape (no 'token' string)."
+            ) from None
+
+    def _parse_client(self, body: Any, what: str) -> OAuthClient:
+        if not isinstance(body, dict):
+            raise errors.BadResponse(f"CARTO answered the {what} with an unexpected shape (not an object).")
+        try:
+            return OAuthClient.from_wire(body)
+        except ValueError:
+            raise errors.BadResponse(f"CARTO answered the {what} with a client object without a client_id.") from None
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        secrets: tuple[str, ...] = (),
+        what: str = "request",
+    ) -> Any:
+        """Send with auth, retries and a total deadline; return parsed JSON (None for an empty body)."""
+        if self._state is ClientState.CLOSED:
+            raise RuntimeError("the CARTO client is closed")
+        deadline = time.monotonic() + self.retry.deadline
+        attempt = 0
+        renewed = False
+        while True:
+            attempt += 1
+            token = await self.auth.bearer(self._http)
+            hidden = (*secrets, *self.auth.secrets())
+            request = self._http.build_request(
+                method, path, json=json, params=params, headers={"Authorization": f"Bearer {token}"}
+            )
+            url = safe_url(request.url, hidden)
+            log_request(request, hidden)
+            started = time.monotonic()
+            try:
+                with transport_errors(method, url, creating=method == "POST", what=what):
+                    with anyio.fail_after(max(deadline - started, 0.001)):
+                        self.requests_sent += 1
+                        response = await self._http.send(request)
+            except TimeoutError:
+                raise errors.TransportError(
+                    f"Gave up on the {what} after {self.retry.deadline:.0f} s ({method} {url}).",
+                    method=method,
+                    url=url,
+                ) from None
+            except errors.TransportError:
+                if method in IDEMPOTENT and self._may_retry(attempt, deadline, None):
+                    await anyio.sleep(self.retry.delay(attempt, None))
+                    continue
+                raise
+            log_response(response, time.monotonic() - started, hidden)
+            status = response.status_code
+            if status == 401 and not renewed and await self.auth.renew(self._http):
+                renewed = True
+                continue
+            retryable = status in RETRY_STATUSES or (status == 429 and method in IDEMPOTENT)
+            if retryable and method in IDEMPOTENT:
+                after = retry_after_seconds(response) if status in (429, 503) else None
+                if self._may_retry(attempt, deadline, after):
+                    await anyio.sleep(self.retry.delay(attempt, after))
+                    continue
+            raise_for_status(response, profile=self.profile_name, secrets=hidden, what=what)
+            return read_json(response)
+
+    def _may_retry(self, attempt: int, deadline: float, after: float | None) -> bool:
+        if attempt >= self.retry.attempts:
+            return False
+        wait = self.retry.delay(attempt, after) if after is not None else 0.0
+        return time.monotonic() + wait < deadline
+
+
+class TokenIndex:
+    """short id -> token value, so an id resolves without walking every page every time.
+
+    Filled by every list and lookup, updated on create/update, emptied of revoked tokens. A
+    miss triggers one fresh walk (the token may have been created elsewhere).
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, str] = {}
+
+    def add(self, token: Token) -> None:
+        self._by_id[token.id] = token.token
+
+    def add_all(self, tokens: list[Token]) -> None:
+        for token in tokens:
+            self._by_id[token.id] = token.token
+
+    def complete(self, tokens: list[Token]) -> None:
+        """A full walk just happened: drop ids that no longer exist."""
+        self._by_id = {t.id: t.token for t in tokens}
+
+    def get(self, ident: str) -> str | None:
+        return self._by_id.get(ident)
+
+    def discard(self, token: str) -> None:
+        self._by_id.pop(short_id(token), None)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __repr__(self) -> str:
+        return f"TokenIndex({len(self._by_id)} ids, e.g. {[mask(v) for v in list(self._by_id.values())[:2]]})"
