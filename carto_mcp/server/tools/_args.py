@@ -1,0 +1,53 @@
+"""Argument types shared by several tools: their JSON schema is what the model reads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+Kind = Annotated[
+    Literal["token", "spa", "m2m"],
+    Field(description="Credential kind: 'token' (API Access Token), 'spa' or 'm2m' (OAuth clients)."),
+]
+ListKind = Annotated[
+    Literal["all", "token", "tokens", "spa", "m2m", "oauth"],
+    Field(description="Which credentials: all, token (alias tokens), spa, m2m, or oauth (spa and m2m)."),
+]
+CredentialId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=8192,
+        pattern=r"^[A-Za-z0-9._~-]+$",
+        description=(
+            "The credential's id: for a token the short id from list_credentials (its jti, e.g. '3f9a1c2e') "
+            "or the full token value; for an OAuth client its client id."
+        ),
+    ),
+]
+Confirm = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=200,
+        description=(
+            "Confirmation code from a previous call's preview (clients without elicitation). Omit it on the "
+            "first call: nothing changes and the preview returns the code."
+        ),
+    ),
+]
+SecretFile = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=4096,
+        description=(
+            "Absolute path of a .env-style file to write the secret to (mode 0600) instead of returning it. "
+            "The result then only names the file and the variables."
+        ),
+    ),
+]
+Overwrite = Annotated[
+    bool, Field(default=False, description="Replace the variable if secret_output_file already defines it.")
+]
