@@ -70,7 +70,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         return None
 
 
-def read_json(response: httpx.Response) -> Any:
+def read_json(response: httpx.Response, secrets: tuple[str, ...] = ()) -> Any:
     """Parse a body as JSON, or raise BadResponse naming the content type it really had."""
     if not response.content:
         return None
@@ -80,7 +80,7 @@ def read_json(response: httpx.Response) -> Any:
         ctype = response.headers.get("content-type", "unknown type")
         raise errors.BadResponse(
             f"CARTO answered {response.status_code} with a body that is not JSON ({ctype}) at "
-            f"{response.request.method} {safe_url(response.request.url)}. A proxy or the wrong --base-url "
+            f"{response.request.method} {safe_url(response.request.url, secrets)}. A proxy or the wrong --base-url "
             f"may be in the way. {HELP}"
         ) from None
 
@@ -117,15 +117,15 @@ def raise_for_status(
         )
     if status == 403:
         raise errors.PermissionDenied(
-            f"Profile '{profile}' may not {what} ({reason}{detail}) at {where}. Check the user's role and the "
-            "organization's plan, or use a profile with more rights.",
+            f"Profile '{profile}' lacks permission for the {what} ({reason}{detail}) at {where}. Check the user's "
+            "role and the organization's plan, or use a profile with more rights.",
             **kw,
         )
     if status == 404:
         raise errors.NotFound(f"Not found: {what} ({reason}{detail}) at {where}.", **kw)
     if status in (400, 409, 422):
         raise errors.ValidationFailed(
-            f"CARTO refused the {what} ({reason}{detail}). Fix the arguments and retry.", **kw
+            f"CARTO refused the {what} ({reason}{detail}) at {where}. Fix the arguments and retry.", **kw
         )
     if status == 429:
         after = retry_after_seconds(response)
@@ -151,7 +151,7 @@ def transport_errors(method: str, url: str, *, creating: bool, what: str) -> Ite
         yield
     except httpx.TimeoutException as exc:
         if creating and isinstance(exc, _MAYBE_DELIVERED):
-            raise _unknown(method, url, what, "timed out waiting for the answer") from exc
+            raise unknown_outcome(method, url, what, "timed out waiting for the answer") from exc
         raise errors.TransportError(
             f"Timed out talking to CARTO ({type(exc).__name__}) at {method} {url}. Check the network and "
             f"--base-url, then retry. {HELP}",
@@ -160,16 +160,18 @@ def transport_errors(method: str, url: str, *, creating: bool, what: str) -> Ite
         ) from exc
     except httpx.TransportError as exc:
         if creating and isinstance(exc, _MAYBE_DELIVERED):
-            raise _unknown(method, url, what, "the connection dropped before the answer") from exc
+            raise unknown_outcome(method, url, what, "the connection dropped before the answer") from exc
+        # Only a request that never left (connect, DNS, pool) certainly changed nothing.
+        unchanged = "" if isinstance(exc, _MAYBE_DELIVERED) else " Nothing was changed."
         raise errors.TransportError(
             f"Could not reach CARTO ({type(exc).__name__}: {_short(exc)}) at {method} {url}. Check the network, "
-            f"DNS and --base-url. Nothing was changed. {HELP}",
+            f"DNS and --base-url.{unchanged} {HELP}",
             method=method,
             url=url,
         ) from exc
 
 
-def _unknown(method: str, url: str, what: str, why: str) -> errors.OutcomeUnknown:
+def unknown_outcome(method: str, url: str, what: str, why: str) -> errors.OutcomeUnknown:
     return errors.OutcomeUnknown(
         f"The {what} was sent but {why} ({method} {url}): it may have been created. Check list_credentials "
         "before trying again, so nothing is created twice.",

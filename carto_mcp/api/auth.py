@@ -20,6 +20,7 @@ import httpx2 as httpx
 from carto_mcp import contract
 from carto_mcp.api import errors
 from carto_mcp.api._http import log_request, log_response, read_json, transport_errors
+from carto_mcp.masking import strip_bearer
 
 if TYPE_CHECKING:
     from carto_mcp.profiles import ProfileResolver, ResolvedProfile
@@ -48,6 +49,9 @@ class StaticBearer:
     token: str
     profile_name: str = "default"
     source: str = "flag"
+
+    def __post_init__(self) -> None:
+        self.token = strip_bearer(self.token)
 
     async def bearer(self, http: httpx.AsyncClient) -> str:
         return self.token
@@ -113,12 +117,13 @@ class ClientCredentialsBearer:
         self.profile_name = profile_name
         self._token: str | None = None
         self._expires = 0.0
+        self._margin = RENEW_MARGIN
         self._lock = anyio.Lock()
         self.exchanges = 0
 
     async def bearer(self, http: httpx.AsyncClient) -> str:
         async with self._lock:
-            if self._token is None or time.monotonic() >= self._expires - RENEW_MARGIN:
+            if self._token is None or time.monotonic() >= self._expires - self._margin:
                 await self._exchange(http)
             assert self._token is not None
             return self._token
@@ -146,7 +151,15 @@ class ClientCredentialsBearer:
             response = await http.send(request)
         log_response(response, time.monotonic() - started, self.secrets())
         self.exchanges += 1
-        body = read_json(response) if response.status_code < 500 else None
+        if response.status_code >= 500:
+            raise errors.ServiceError(
+                f"The M2M token exchange failed on the auth server's side ({response.status_code}) at "
+                f"POST {self.token_url}. The client credentials were not judged: retry later.",
+                status_code=response.status_code,
+                method="POST",
+                url=self.token_url,
+            )
+        body = read_json(response)
         if response.status_code >= 400:
             said = contract.error_message(body) or f"HTTP {response.status_code}"
             raise errors.AuthError(
@@ -164,3 +177,5 @@ class ClientCredentialsBearer:
         lifetime = float(lifetime) if isinstance(lifetime, int | float) else float(contract.AUTH_TOKEN_LIFETIME)
         self._token = token
         self._expires = time.monotonic() + lifetime
+        # Renew shortly before expiry; a short-lived token must not be renewed on every request.
+        self._margin = min(RENEW_MARGIN, lifetime / 2)

@@ -27,6 +27,7 @@ from carto_mcp.api._http import (
     retry_after_seconds,
     safe_url,
     transport_errors,
+    unknown_outcome,
 )
 from carto_mcp.api.auth import BearerSource, StaticBearer
 from carto_mcp.masking import looks_like_token, mask, short_id
@@ -231,7 +232,10 @@ class CartoClient:
             if on_page is not None:
                 await on_page(seen, total)
             yield rows
-            if len(rows) < self.per_page or (total is not None and seen >= total) or not isinstance(body, dict):
+            if not rows or not isinstance(body, dict):
+                return
+            # With a total, trust it: the service may cap per_page below what was asked.
+            if (seen >= total) if total is not None else (len(rows) < self.per_page):
                 return
             page += 1
 
@@ -293,14 +297,19 @@ class CartoClient:
                         self.requests_sent += 1
                         response = await self._http.send(request)
             except TimeoutError:
+                if method == "POST":
+                    raise unknown_outcome(
+                        method, url, what, f"no answer came within the {self.retry.deadline:g} s deadline"
+                    ) from None
                 raise errors.TransportError(
-                    f"Gave up on the {what} after {self.retry.deadline:.0f} s ({method} {url}).",
+                    f"Gave up on the {what} after {self.retry.deadline:g} s ({method} {url}).",
                     method=method,
                     url=url,
                 ) from None
             except errors.TransportError:
-                if method in IDEMPOTENT and self._may_retry(attempt, deadline, None):
-                    await anyio.sleep(self.retry.delay(attempt, None))
+                wait = self._retry_wait(attempt, deadline, None) if method in IDEMPOTENT else None
+                if wait is not None:
+                    await anyio.sleep(wait)
                     continue
                 raise
             log_response(response, time.monotonic() - started, hidden)
@@ -311,17 +320,26 @@ class CartoClient:
             retryable = status in RETRY_STATUSES or (status == 429 and method in IDEMPOTENT)
             if retryable and method in IDEMPOTENT:
                 after = retry_after_seconds(response) if status in (429, 503) else None
-                if self._may_retry(attempt, deadline, after):
-                    await anyio.sleep(self.retry.delay(attempt, after))
+                wait = self._retry_wait(attempt, deadline, after)
+                if wait is not None:
+                    await anyio.sleep(wait)
                     continue
+            if status == 404 and method == "DELETE" and attempt > 1:
+                # An earlier attempt may have deleted it and lost the answer: gone is what was asked.
+                return None
             raise_for_status(response, profile=self.profile_name, secrets=hidden, what=what)
-            return read_json(response)
+            return read_json(response, hidden)
 
-    def _may_retry(self, attempt: int, deadline: float, after: float | None) -> bool:
+    def _retry_wait(self, attempt: int, deadline: float, after: float | None) -> float | None:
+        """How long to sleep before the next attempt, or None when no attempt (or no time) is left.
+
+        The same jittered delay is checked against the deadline and slept, so a retry never
+        starts after the deadline has passed.
+        """
         if attempt >= self.retry.attempts:
-            return False
-        wait = self.retry.delay(attempt, after) if after is not None else 0.0
-        return time.monotonic() + wait < deadline
+            return None
+        wait = self.retry.delay(attempt, after)
+        return wait if time.monotonic() + wait < deadline else None
 
 
 class TokenIndex:

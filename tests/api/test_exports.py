@@ -1,0 +1,62 @@
+"""The public surface of carto_mcp.api: one sorted __all__, every name importable from the package."""
+
+from __future__ import annotations
+
+import carto_mcp.api
+from carto_mcp.api import errors
+
+EXPECTED = [
+    "ApiError",
+    "AuthError",
+    "BadResponse",
+    "BearerSource",
+    "CartoClient",
+    "CartoError",
+    "ClientCredentialsBearer",
+    "ClientKind",
+    "FileBearer",
+    "InputError",
+    "NotFound",
+    "OutcomeUnknown",
+    "PermissionDenied",
+    "ProfileError",
+    "RateLimited",
+    "RetryPolicy",
+    "ServiceError",
+    "StaticBearer",
+    "TokenIndex",
+    "TransportError",
+    "ValidationFailed",
+]
+
+
+def test_all_is_pinned_and_sorted() -> None:
+    """`carto_mcp.api.__all__` is exactly the pinned list, in sorted order: a change here is a deliberate API change."""
+    assert carto_mcp.api.__all__ == EXPECTED
+    assert sorted(carto_mcp.api.__all__) == carto_mcp.api.__all__
+
+
+def test_every_exported_name_is_importable() -> None:
+    """Each name in __all__ resolves on the package."""
+    for name in carto_mcp.api.__all__:
+        assert getattr(carto_mcp.api, name) is not None, name
+
+
+def test_every_error_is_exported_and_derives_from_carto_error() -> None:
+    """The package re-exports the whole error tree, rooted at CartoError."""
+    for name in errors.__all__:
+        assert name in carto_mcp.api.__all__
+        exc = getattr(carto_mcp.api, name)
+        assert issubclass(exc, carto_mcp.api.CartoError)
+        assert exc.__doc__, f"{name} needs a 'raised when' docstring"
+
+
+def test_the_error_tree_has_the_documented_shape() -> None:
+    """ApiError's leaves, TransportError > OutcomeUnknown, and the top-level branches, as errors.py draws them."""
+    api = carto_mcp.api
+    for leaf in (api.AuthError, api.PermissionDenied, api.NotFound, api.ValidationFailed, api.RateLimited):
+        assert leaf.__bases__ == (api.ApiError,)
+    assert api.ServiceError.__bases__ == (api.ApiError,)
+    assert api.OutcomeUnknown.__bases__ == (api.TransportError,)
+    for branch in (api.ApiError, api.TransportError, api.BadResponse, api.ProfileError, api.InputError):
+        assert branch.__bases__ == (api.CartoError,)
