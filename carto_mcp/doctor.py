@@ -1,0 +1,444 @@
+"""`carto-mcp doctor`: which credentials the server would use, why, and whether they work.
+
+It resolves the profile exactly as `carto-mcp serve` does (same flags, same environment, same
+`bearer_for`), lists every credentials source it saw in priority order, checks the token's
+expiry and the credentials file's permissions, and — unless `--offline` — makes one cheap
+authenticated call (the first page of the token list, one row) and reports its latency.
+
+Every problem comes with its fix. Nothing printed contains a token or a secret: the profile
+and source reports are already masked, and API errors are worded without secrets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from carto_mcp import __version__
+
+__all__ = ["Check", "DoctorReport", "add_doctor_parser", "diagnose", "run_doctor"]
+
+Status = Literal["ok", "warn", "fail"]
+
+#: Packages whose versions matter when reporting a problem.
+PACKAGES = ("carto-mcp", "mcp", "httpx2", "pydantic")
+#: A token expiring sooner than this is a warning.
+EXPIRY_WARNING_DAYS = 7
+#: The connectivity probe gives up after this long (one attempt, no retries).
+PROBE_DEADLINE = 10.0
+
+_LOGIN_FIX = (
+    "run `carto auth login` (the CARTO CLI) to create ~/.carto_credentials.json, or set CARTO_API_TOKEN, "
+    "or pass --token; `carto-mcp serve --sandbox` works with no CARTO account"
+)
+_VERBS = ("run ", "pass ", "set ", "fix ", "copy ", "make ", "log in", "pick ", "remove ", "move ", "add ", "use ")
+
+EPILOG = """\
+examples:
+  carto-mcp doctor                         # the profile `carto-mcp serve` would use, and one API call
+  carto-mcp doctor --offline               # no network: only what is configured
+  carto-mcp doctor --profile staging --json
+  CARTO_API_TOKEN=... carto-mcp doctor     # check a token before putting it in a client config
+
+Exit status 0 when nothing failed (warnings are listed with their fixes), 1 otherwise.
+Tokens and secrets are shown masked (eyJh…x9Qk), never in full.
+"""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report; `fix` is empty when there is nothing to do."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class DoctorReport:
+    checks: list[Check]
+    profile: dict[str, Any] | None
+    sources: list[dict[str, Any]]
+    versions: dict[str, str | None]
+    latency_ms: float | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return all(check.status != "fail" for check in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "checks": [asdict(check) for check in self.checks],
+            "profile": self.profile,
+            "sources": self.sources,
+            "versions": self.versions,
+            "latency_ms": self.latency_ms,
+        }
+
+
+# --- argparse --------------------------------------------------------------------------------
+
+
+def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `doctor` to the `carto-mcp` subcommands."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "doctor",
+        help="check versions, which CARTO credentials are used and why, and that they work",
+        description="Show which credentials `carto-mcp serve` would use and why (every source, in priority "
+        "order), the profile, tenant and base URL, the token's expiry, the credentials file's permissions and, "
+        "unless --offline, the latency of one authenticated call. Each problem is listed with its fix.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--offline", action="store_true", help="make no network call")
+    g = parser.add_argument_group("credentials (the same flags as `carto-mcp serve`)")
+    g.add_argument("--profile", help="profile in ~/.carto_credentials.json (default: CARTO_PROFILE, then current)")
+    g.add_argument("--token", help="check this API token (prefer CARTO_API_TOKEN: flags show in ps)")
+    g.add_argument("--base-url", help="API base URL (default https://{tenant_id}.api.carto.com)")
+    g.add_argument("--client-id", help="M2M client id for headless auth (or CARTO_CLIENT_ID)")
+    g.add_argument(
+        "--client-secret-file", type=Path, help="file holding the M2M client secret (or CARTO_CLIENT_SECRET)"
+    )
+    g.add_argument("--sandbox", action="store_true", help="check the embedded sandbox API (env CARTO_MCP_SANDBOX=1)")
+    return parser
+
+
+def run_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """Run `carto-mcp doctor`: print the report; 0 when no check failed, 1 otherwise."""
+    report = diagnose(args, environ)
+    if getattr(args, "json", False):
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(render_text(report))
+    return 0 if report.healthy else 1
+
+
+# --- the checks --------------------------------------------------------------------------------
+
+
+def diagnose(args: argparse.Namespace, environ: Mapping[str, str]) -> DoctorReport:
+    """Every check, in the order a person would read them."""
+    from carto_mcp.api.errors import ProfileError
+    from carto_mcp.profiles import ProfileInputs, ProfileResolver
+
+    versions = _versions()
+    checks = [_python_check(), _packages_check(versions)]
+    sandbox = bool(getattr(args, "sandbox", False)) or _truthy(environ.get("CARTO_MCP_SANDBOX"))
+
+    secret: str | None = None
+    secret_problem: Check | None = None
+    if getattr(args, "client_secret_file", None):
+        secret, secret_problem = _read_secret(Path(args.client_secret_file))
+    inputs = ProfileInputs(
+        token=getattr(args, "token", None),
+        profile=getattr(args, "profile", None),
+        base_url=getattr(args, "base_url", None),
+        client_id=getattr(args, "client_id", None),
+        client_secret=secret,
+    )
+    resolver = ProfileResolver(inputs, environ=environ)
+    sources = [asdict(report) for report in resolver.inspect()]
+
+    profile = None
+    if secret_problem is not None:
+        checks.append(secret_problem)
+    if sandbox:
+        checks.append(
+            Check(
+                "credentials",
+                "warn",
+                "--sandbox: the embedded sandbox API, no CARTO account; the sources below are not used",
+                "drop --sandbox (and unset CARTO_MCP_SANDBOX) to check your CARTO credentials",
+            )
+        )
+    else:
+        try:
+            profile = resolver.resolve()
+        except ProfileError as exc:
+            message = str(exc)
+            checks.append(Check("credentials", "fail", message, _fix_for(message)))
+        else:
+            checks.append(Check("credentials", "ok", f"{profile.source}: {profile.reason}"))
+            checks.append(_profile_check(profile))
+            checks.append(_token_check(profile))
+            for warning in profile.warnings:
+                if "chmod" not in warning:  # permissions get their own check below
+                    checks.append(Check("profile warning", "warn", warning, _fix_for(warning)))
+    checks.extend(_permission_checks(resolver.credentials_path, resolver.legacy_path))
+
+    latency: float | None = None
+    if getattr(args, "offline", False):
+        checks.append(Check("connectivity", "ok", "skipped (--offline)"))
+    elif sandbox or profile is not None:
+        import anyio
+
+        check, latency = anyio.run(_probe, profile, resolver, environ, sandbox)
+        checks.append(check)
+    else:
+        checks.append(Check("connectivity", "warn", "not tried: no usable credentials", "fix the credentials first"))
+    return DoctorReport(
+        checks=checks,
+        profile=profile.public() if profile is not None else None,
+        sources=sources,
+        versions=versions,
+        latency_ms=latency,
+    )
+
+
+def _versions() -> dict[str, str | None]:
+    import platform
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _python_check() -> Check:
+    import platform
+
+    return Check("python", "ok", f"{platform.python_version()} ({sys.executable})")
+
+
+def _packages_check(versions: Mapping[str, str | None]) -> Check:
+    detail = ", ".join(f"{name} {versions.get(name) or 'missing'}" for name in PACKAGES)
+    missing = [name for name in PACKAGES if name != "carto-mcp" and not versions.get(name)]
+    if missing:
+        return Check(
+            "packages", "fail", detail, f"reinstall carto-mcp (`pip install -U carto-mcp`); missing: {missing}"
+        )
+    installed = versions.get("carto-mcp")
+    if installed and installed != __version__:
+        return Check(
+            "packages",
+            "warn",
+            f"{detail}; the code is {__version__} but the installed metadata says {installed}",
+            "reinstall carto-mcp (`pip install -e .` in a checkout) so both agree",
+        )
+    return Check("packages", "ok", detail)
+
+
+def _read_secret(path: Path) -> tuple[str | None, Check | None]:
+    fix = "point --client-secret-file at a readable file holding only the client secret"
+    try:
+        value = path.expanduser().read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        return None, Check("client secret", "fail", f"cannot read {path} ({exc.strerror or type(exc).__name__})", fix)
+    except UnicodeDecodeError:
+        return None, Check("client secret", "fail", f"{path} is not UTF-8 text", fix)
+    if not value:
+        return None, Check("client secret", "fail", f"{path} is empty", fix)
+    return value, None
+
+
+def _profile_check(profile: Any) -> Check:
+    tenant = f"tenant {profile.tenant_id}" if profile.tenant_id else "no tenant_id"
+    parts = [f"{profile.name!r} ({tenant})", f"base URL {profile.base_url}"]
+    if profile.base_url_origin:
+        parts[-1] += f" (from {profile.base_url_origin})"
+    if profile.organization_name or profile.user_email:
+        who = ", ".join(v for v in (profile.user_email, profile.organization_name) if v)
+        parts.append(who)
+    return Check("profile", "ok", "; ".join(parts))
+
+
+def _token_check(profile: Any) -> Check:
+    if profile.source == "client_credentials":
+        return Check(
+            "token",
+            "ok",
+            f"M2M client {profile.client_id!r}: an access token is exchanged on the first request",
+        )
+    masked = profile.masked_token or "(none)"
+    expiry = profile.token_expiry()
+    if expiry is None:
+        return Check("token", "ok", f"{masked}; expiry unknown (not a readable JWT)")
+    left = expiry - datetime.now(timezone.utc)
+    when = expiry.isoformat(timespec="seconds")
+    if profile.source in ("credentials_file", "legacy_file"):
+        renew = "run `carto auth login` to renew the login"
+    else:
+        renew = "create a new token (create_token, or Workspace > Developers) and update CARTO_API_TOKEN / --token"
+    if left.total_seconds() <= 0:
+        return Check("token", "fail", f"{masked} expired at {when}", renew)
+    days = left.total_seconds() / 86400
+    human = f"in {days:.0f} days" if days >= 2 else f"in {left.total_seconds() / 3600:.1f} hours"
+    if days < EXPIRY_WARNING_DAYS:
+        return Check("token", "warn", f"{masked} expires at {when} ({human})", renew)
+    return Check("token", "ok", f"{masked} expires at {when} ({human})")
+
+
+def _permission_checks(*paths: Path) -> list[Check]:
+    out: list[Check] = []
+    for path in paths:
+        label = "credentials file" if path.name == ".carto_credentials.json" else "legacy config"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            if label == "credentials file":
+                out.append(Check(label, "ok", f"{path}: not present"))
+            continue
+        except OSError as exc:
+            out.append(Check(label, "warn", f"{path}: cannot stat ({exc.strerror})", f"check {path.parent}"))
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if os.name != "posix":
+            out.append(Check(label, "ok", f"{path} (permissions are not checked on this OS)"))
+        elif mode & 0o077:
+            out.append(
+                Check(
+                    label,
+                    "warn",
+                    f"{path} mode {mode:03o}: other users can read or change it, and it holds your token",
+                    f"chmod 600 {path}",
+                )
+            )
+        else:
+            out.append(Check(label, "ok", f"{path} mode {mode:03o}"))
+    return out
+
+
+async def _probe(profile: Any, resolver: Any, environ: Mapping[str, str], sandbox: bool) -> tuple[Check, float | None]:
+    """One authenticated request: the first token-list page, one row; built as `serve` builds its client."""
+    import httpx2 as httpx
+
+    from carto_mcp.api import CartoClient, CartoError, RetryPolicy, StaticBearer
+    from carto_mcp.api._http import HELP
+    from carto_mcp.server.app import SANDBOX_URL, bearer_for
+    from carto_mcp.server.settings import ServerSettings
+
+    retry = RetryPolicy(attempts=1, deadline=PROBE_DEADLINE)
+    store = None
+    if sandbox:
+        from carto_mcp.profiles import sandbox_profile
+        from carto_mcp.sandbox import create_app, default_db_path
+
+        db = Path(environ["CARTO_MCP_SANDBOX_DB"]) if environ.get("CARTO_MCP_SANDBOX_DB") else default_db_path(environ)
+        db.parent.mkdir(parents=True, exist_ok=True)
+        app = create_app(db)
+        store = app.state.store
+        sb = sandbox_profile(SANDBOX_URL)
+        client = CartoClient(
+            base_url=SANDBOX_URL,
+            auth=StaticBearer(sb.token or "sandbox", profile_name=sb.name, source="sandbox"),
+            transport=httpx.ASGITransport(app=app),
+            retry=retry,
+            per_page=1,
+        )
+        where = f"the embedded sandbox (db {db})"
+    else:
+        settings = ServerSettings()  # `serve` passes no auth_url either: bearer_for uses the default
+        client = CartoClient(
+            base_url=profile.base_url,
+            auth=bearer_for(profile, resolver, settings),
+            retry=retry,
+            per_page=1,
+        )
+        where = profile.base_url
+    started = time.perf_counter()
+    try:
+        async with client:
+            pages = client.token_pages()
+            try:
+                rows = await pages.__anext__()
+            except StopAsyncIteration:
+                rows = []
+            finally:
+                await pages.aclose()
+    except CartoError as exc:
+        message = str(exc).replace(HELP, "").strip()
+        return Check("connectivity", "fail", f"GET /v3/tokens at {where}: {message}", _api_fix(exc, profile)), None
+    finally:
+        if store is not None:
+            store.close()
+    latency = round((time.perf_counter() - started) * 1000, 1)
+    seen = "a token" if rows else "no tokens yet"
+    return Check("connectivity", "ok", f"GET /v3/tokens at {where}: authenticated, {seen}, {latency:.0f} ms"), latency
+
+
+def _api_fix(exc: Exception, profile: Any) -> str:
+    from carto_mcp.api import AuthError, PermissionDenied, TransportError
+
+    login = profile is None or profile.source in ("credentials_file", "legacy_file")
+    if isinstance(exc, AuthError):
+        if login:
+            return "run `carto auth login` to renew the login (add --profile NAME for another profile)"
+        return (
+            "the token was refused: the Tokens API needs the login token `carto auth login` stores, not an API "
+            "Access Token; unset CARTO_API_TOKEN (or drop --token) to use your login, or check the value"
+        )
+    if isinstance(exc, PermissionDenied):
+        return (
+            "the credentials work but may not manage tokens: use a user login (`carto auth login`) rather than an "
+            "API Access Token"
+        )
+    if isinstance(exc, TransportError):
+        return (
+            "check the network, proxy and base URL (--base-url, CARTO_MCP_BASE_URL, the profile's tenant_id); "
+            "`carto-mcp doctor --offline` checks the rest"
+        )
+    return "retry in a moment; if it persists, run with `carto-mcp serve --debug` to see the request"
+
+
+def _fix_for(message: str) -> str:
+    """The actionable tail of a profile error ("…; run `carto auth login`"), or the general fix."""
+    if message.startswith("no CARTO credentials found"):
+        return _LOGIN_FIX
+    if message.startswith("no API base URL"):
+        return "pass --base-url, or run `carto auth login` so the profile has a tenant_id"
+    for sep in ("; ", ". ", ": "):
+        head, found, tail = message.rpartition(sep)
+        if found and head and tail.lower().startswith(_VERBS):
+            return tail.rstrip(".")
+    return _LOGIN_FIX
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+_MARK = {"ok": "ok", "warn": "WARN", "fail": "FAIL"}
+
+
+def render_text(report: DoctorReport) -> str:
+    """Aligned `check: status — detail` lines, the sources, then each problem with its fix."""
+    width = max(len(check.name) for check in report.checks) + 1
+    lines = ["carto-mcp doctor"]
+    for check in report.checks:
+        lines.append(f"  {check.name + ':':<{width}} {_MARK[check.status]:<4} — {check.detail}")
+    lines.append("")
+    lines.append("credential sources, highest priority first:")
+    src_width = max((len(s["source"]) for s in report.sources), default=0)
+    for n, source in enumerate(report.sources, 1):
+        state = "USED" if source["used"] else ("seen" if source["present"] else "—")
+        lines.append(f"  {n}. {source['source']:<{src_width}}  {state:<4}  {source['detail']}")
+    problems = [check for check in report.checks if check.status != "ok"]
+    lines.append("")
+    if not problems:
+        lines.append("healthy: no problems found.")
+    else:
+        failed = sum(1 for check in problems if check.status == "fail")
+        lines.append(
+            ("healthy, with warnings:" if failed == 0 else f"NOT healthy: {failed} check(s) failed.") + " What to do:"
+        )
+        for check in problems:
+            lines.append(f"  - {check.name} ({_MARK[check.status]}): {check.fix or check.detail}")
+    return "\n".join(lines)

@@ -1,0 +1,314 @@
+"""The files under manifests/ agree with the code: tools, env vars, package name and version, commands.
+
+Each client snippet, the MCP Bundle and the registry entry are what people copy or what hosts
+install; a drift (a renamed tool, an env var nobody reads, a stale version) breaks them silently,
+so every fact they state is checked here against the running server, the CLI and pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import anyio
+import pytest
+
+from carto_mcp import cli, install, profiles
+from carto_mcp.server.app import build_server
+from carto_mcp.server.settings import ServerSettings
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+    tomllib = pytest.importorskip("tomli")
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFESTS = ROOT / "manifests"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+NAME = PYPROJECT["project"]["name"]
+VERSION = PYPROJECT["project"]["version"]
+JSON_FILES = sorted(MANIFESTS.rglob("*.json"))
+MCPB = MANIFESTS / "mcpb"
+
+#: Client snippet -> (servers key, the install client it corresponds to).
+SNIPPETS = {
+    "claude_desktop_config.json": ("mcpServers", "claude-desktop"),
+    "claude-code/.mcp.json": ("mcpServers", "claude-code"),
+    "cursor/mcp.json": ("mcpServers", "cursor"),
+    "vscode/mcp.json": ("servers", "vscode"),
+    "gemini/settings.json": ("mcpServers", "gemini"),
+}
+
+
+def load(relative: str) -> Any:
+    return json.loads((MANIFESTS / relative).read_text(encoding="utf-8"))
+
+
+def server_tools() -> list[Any]:
+    return anyio.run(build_server(ServerSettings()).list_tools)
+
+
+def first_sentence(description: str | None) -> str:
+    """The same summary `carto-mcp tools` prints."""
+    return (description or "").split(". ")[0].rstrip(".") + "."
+
+
+def known_env_vars() -> set[str]:
+    """Every environment variable the CLI and the profile resolver read."""
+    names = {
+        profiles.ENV_API_TOKEN,
+        profiles.ENV_PROFILE,
+        profiles.ENV_CLIENT_ID,
+        profiles.ENV_CLIENT_SECRET,
+        profiles.ENV_BASE_URL,
+        *cli.ENV_FLAGS.values(),
+    }
+    source = Path(cli.__file__).read_text(encoding="utf-8")
+    names |= set(re.findall(r"""environ(?:\.get\(|\[)\s*["'](CARTO_[A-Z0-9_]+)["']""", source))
+    return names
+
+
+def walk(node: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key, value
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+
+
+def env_names_in(document: Any) -> set[str]:
+    names: set[str] = set()
+    for key, value in walk(document):
+        if key == "env" and isinstance(value, dict):
+            names |= set(value)
+        if key == "environmentVariables":
+            names |= {item["name"] for item in value}
+    return names
+
+
+def serve_argv(command: str, args: list[str]) -> list[str]:
+    """The `carto-mcp` arguments of a launch command (`carto-mcp serve …` or `uvx carto-mcp serve …`)."""
+    if command == "uvx":
+        assert args[0] in (NAME, f"{NAME}@latest", f"{NAME}=={VERSION}"), args
+        return args[1:]
+    assert Path(command).name == NAME, command
+    return args
+
+
+def assert_serve(argv: list[str]) -> Any:
+    parsed, extra = cli.build_parser().parse_known_args(argv)
+    assert extra == [], f"`carto-mcp {' '.join(argv)}`: unknown arguments {extra}"
+    assert parsed.command == "serve"
+    return parsed
+
+
+def load_bundle_entry() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("mcpb_bundle_server", MCPB / "src" / "server.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- every file parses and is where it should be ------------------------------------------------
+
+
+def test_the_expected_files_exist() -> None:
+    relative = {p.relative_to(MANIFESTS).as_posix() for p in JSON_FILES}
+    assert relative >= {*SNIPPETS, "server.json", "mcpb/manifest.json"}
+    assert (MANIFESTS / "claude-code" / "README.md").is_file()
+    assert (MCPB / "pyproject.toml").is_file()
+
+
+@pytest.mark.parametrize("path", JSON_FILES, ids=lambda p: p.relative_to(MANIFESTS).as_posix())
+def test_every_json_file_parses_as_an_object(path: Path) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict) and data
+
+
+@pytest.mark.parametrize("path", JSON_FILES, ids=lambda p: p.relative_to(MANIFESTS).as_posix())
+def test_every_env_var_is_one_the_code_reads(path: Path) -> None:
+    unknown = env_names_in(json.loads(path.read_text(encoding="utf-8"))) - known_env_vars()
+    assert not unknown, f"{path.name} names env vars carto-mcp never reads: {sorted(unknown)}"
+
+
+# --- client snippets ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("relative", sorted(SNIPPETS))
+def test_client_snippets_run_carto_mcp_serve(relative: str) -> None:
+    servers_key, client = SNIPPETS[relative]
+    data = load(relative)
+    assert install.CLIENTS[client].servers_key == servers_key  # the installer writes the same shape
+    servers = data[servers_key]
+    assert servers
+    for entry in servers.values():
+        assert_serve(serve_argv(entry["command"], entry["args"]))
+        if install.CLIENTS[client].stdio_type:
+            assert entry["type"] == "stdio"
+        for name, value in entry.get("env", {}).items():
+            if name in (profiles.ENV_API_TOKEN, profiles.ENV_CLIENT_SECRET):
+                assert value.startswith("${"), f"{relative} hard-codes {name}"
+
+
+def test_claude_desktop_has_the_uvx_and_the_installed_variant() -> None:
+    servers = load("claude_desktop_config.json")["mcpServers"]
+    commands = {(e["command"], tuple(e["args"])) for e in servers.values()}
+    assert ("uvx", (NAME, "serve")) in commands
+    assert (NAME, ("serve",)) in commands
+    for entry in servers.values():
+        assert set(entry["env"]) == {profiles.ENV_PROFILE, "CARTO_MCP_READ_ONLY"}
+
+
+def test_vscode_prompts_for_the_token_as_a_password() -> None:
+    data = load("vscode/mcp.json")
+    inputs = {item["id"]: item for item in data["inputs"]}
+    env = data["servers"]["carto"]["env"]
+    match = re.fullmatch(r"\$\{input:([\w.-]+)\}", env[profiles.ENV_API_TOKEN])
+    assert match, env
+    prompt = inputs[match[1]]
+    assert prompt["type"] == "promptString" and prompt["password"] is True
+
+
+def test_claude_code_readme_commands_parse() -> None:
+    text = (MANIFESTS / "claude-code" / "README.md").read_text(encoding="utf-8")
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("claude mcp add")]
+    assert "claude mcp add carto -- carto-mcp serve" in lines
+    for line in lines:
+        options, _, command = line.partition(" -- ")
+        words = command.split()
+        assert_serve(serve_argv(words[0], words[1:]))
+        unknown = set(re.findall(r"-e (\w+)=", options)) - known_env_vars()
+        assert not unknown, line
+        # Options go before the server name: the name is the last word before `--`.
+        assert re.fullmatch(r"claude mcp add( (--scope \w+|-e \w+=\S+))* [\w-]+", options), line
+    installs = [line for line in text.splitlines() if line.startswith("carto-mcp install")]
+    for line in installs:
+        assert line.split()[2] in install.CLIENTS
+
+
+# --- the MCP Bundle -----------------------------------------------------------------------------------
+
+
+def test_mcpb_tools_are_the_servers_tools() -> None:
+    manifest = load("mcpb/manifest.json")
+    expected = [{"name": t.name, "description": first_sentence(t.description)} for t in server_tools()]
+    hint = "update manifests/mcpb/manifest.json `tools` to:\n" + json.dumps(expected, indent=2, ensure_ascii=False)
+    listed = manifest["tools"]
+    assert len({t["name"] for t in listed}) == len(listed), "duplicate tool names"
+    assert sorted(listed, key=lambda t: t["name"]) == sorted(expected, key=lambda t: t["name"]), hint
+    assert manifest.get("tools_generated", False) is False
+
+
+def test_mcpb_package_and_version() -> None:
+    manifest = load("mcpb/manifest.json")
+    assert manifest["name"] == NAME and manifest["version"] == VERSION
+    bundle = tomllib.loads((MCPB / "pyproject.toml").read_text(encoding="utf-8"))
+    assert bundle["project"]["version"] == VERSION
+    assert bundle["project"]["dependencies"] == [f"{NAME}=={VERSION}"]
+    assert bundle["project"]["requires-python"] == PYPROJECT["project"]["requires-python"]
+    assert manifest["compatibility"]["runtimes"]["python"] == PYPROJECT["project"]["requires-python"]
+
+
+def test_mcpb_server_runs_the_entry_point_with_user_config() -> None:
+    manifest = load("mcpb/manifest.json")
+    server = manifest["server"]
+    assert manifest["manifest_version"] == "0.4" and server["type"] == "uv"
+    entry = server["entry_point"]
+    assert (MCPB / entry).is_file()
+    config = server["mcp_config"]
+    assert config["command"] == "uv" and config["args"][-1] == entry and "${__dirname}" in config["args"]
+    user_config = manifest["user_config"]
+    referenced = set(re.findall(r"\$\{user_config\.(\w+)\}", json.dumps(config)))
+    assert referenced == set(user_config)
+    assert config["env"][profiles.ENV_API_TOKEN] == "${user_config.api_token}"
+    assert user_config["api_token"]["sensitive"] is True and user_config["api_token"]["required"] is False
+    assert user_config["read_only"]["type"] == "boolean"
+    assert config["env"]["CARTO_MCP_READ_ONLY"] == "${user_config.read_only}"
+    assert config["env"][profiles.ENV_PROFILE] == "${user_config.profile}"
+    # What the bundle's entry point runs is `carto-mcp serve`.
+    assert_serve(load_bundle_entry().ARGV)
+
+
+def test_mcpb_entry_drops_settings_left_empty() -> None:
+    module = load_bundle_entry()
+    environ = {
+        "CARTO_API_TOKEN": "${user_config.api_token}",
+        "CARTO_PROFILE": "staging",
+        "CARTO_MCP_READ_ONLY": "${user_config.read_only}",
+        "OTHER": "${user_config.other}",
+    }
+    module.drop_unset_placeholders(environ)
+    assert environ == {"CARTO_PROFILE": "staging", "OTHER": "${user_config.other}"}
+
+
+@pytest.mark.slow
+def test_mcpb_entry_point_serves_the_manifest_tools(tmp_path: Path) -> None:
+    """Start the bundle's entry point as a host would (stdio, unsubstituted optional settings)."""
+    from mcp import Client, StdioServerParameters
+
+    manifest = load("mcpb/manifest.json")
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[str(MCPB / manifest["server"]["entry_point"])],
+        env={
+            "HOME": str(tmp_path),
+            "CARTO_MCP_SANDBOX": "1",
+            "CARTO_MCP_SANDBOX_DB": str(tmp_path / "sandbox.sqlite3"),
+            "CARTO_API_TOKEN": "${user_config.api_token}",
+            "CARTO_PROFILE": "${user_config.profile}",
+            "CARTO_MCP_READ_ONLY": "${user_config.read_only}",
+        },
+    )
+
+    async def names() -> set[str]:
+        with anyio.fail_after(60):
+            async with Client(params, read_timeout_seconds=60) as client:
+                return {tool.name for tool in (await client.list_tools()).tools}
+
+    assert anyio.run(names) == {tool["name"] for tool in manifest["tools"]}
+
+
+# --- the MCP registry entry ----------------------------------------------------------------------------
+
+
+def test_server_json_package_matches_pyproject() -> None:
+    data = load("server.json")
+    assert data["$schema"].startswith("https://static.modelcontextprotocol.io/schemas/")
+    assert data["$schema"].endswith("/server.schema.json")
+    assert re.fullmatch(r"[a-zA-Z0-9.-]+/[a-zA-Z0-9._-]+", data["name"])
+    assert 1 <= len(data["description"]) <= 100
+    assert data["version"] == VERSION
+    [package] = data["packages"]
+    assert package["registryType"] == "pypi"
+    assert package["identifier"] == NAME and package["version"] == VERSION
+    assert package["transport"] == {"type": "stdio"}
+    assert package.get("runtimeHint") == "uvx"
+    argv = [arg["value"] for arg in package.get("runtimeArguments", []) + package["packageArguments"]]
+    assert_serve(argv)
+    assert NAME in PYPROJECT["project"]["scripts"]  # `uvx carto-mcp` finds a command of that name
+
+
+def test_server_json_marks_secrets() -> None:
+    variables = {item["name"]: item for item in load("server.json")["packages"][0]["environmentVariables"]}
+    assert variables[profiles.ENV_API_TOKEN]["isSecret"] is True
+    assert variables[profiles.ENV_CLIENT_SECRET]["isSecret"] is True
+    for name, item in variables.items():
+        if re.search("TOKEN|SECRET", name):
+            assert item["isSecret"] is True, name
+        assert item.get("isRequired", False) is False, f"{name}: the credentials file works without it"
+        assert "value" not in item, f"{name}: fixed values cannot be configured"
+
+
+def test_readme_carries_the_registry_name() -> None:
+    name = load("server.json")["name"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"<!-- mcp-name: {name} -->" in readme
