@@ -1,0 +1,1 @@
+"""carto-mcp benchmarks: `python -m benchmarks [--quick] [--only NAME]` (see benchmarks/README.md)."""
