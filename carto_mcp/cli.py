@@ -25,6 +25,8 @@ examples:
   carto-mcp call list_credentials '{"kind": "token"}' --sandbox
   carto-mcp tools
   carto-mcp sandbox --port 8765                  # the sandbox API over HTTP, for curl
+  carto-mcp doctor                               # which credentials win, and does the API answer?
+  carto-mcp install claude-desktop --read-only   # add the server to a client's config
 
 Credentials are found as the CARTO CLI finds them: --token > CARTO_API_TOKEN >
 CARTO_CLIENT_ID/CARTO_CLIENT_SECRET > ~/.carto_credentials.json (--profile > CARTO_PROFILE >
@@ -156,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8765)
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--db", type=Path, help="sqlite file (default: under the user data dir)")
+
+    from carto_mcp.doctor import add_doctor_parser
+    from carto_mcp.install import add_install_parser
+
+    add_doctor_parser(sub)
+    add_install_parser(sub)
     return parser
 
 
@@ -217,6 +225,9 @@ def configure_logging(debug: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     root.propagate = False
+    # httpx2 logs every request URL at INFO, and a token's URL holds the token itself.
+    for noisy in ("httpx2", "httpcore2", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -341,7 +352,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `call TOOL --sandbox '{...}'`: argparse leaves a JSON argument placed after options unparsed.
+    if args.command == "call" and len(extra) == 1 and args.arguments == "{}" and not extra[0].startswith("-"):
+        args.arguments, extra = extra[0], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2
@@ -357,6 +373,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return cmd_tools()
         if args.command == "sandbox":
             return cmd_sandbox(args)
+        if args.command == "doctor":
+            from carto_mcp.doctor import run_doctor
+
+            return run_doctor(args, environ)
+        if args.command == "install":
+            from carto_mcp.install import run_install
+
+            return run_install(args, environ)
     except CartoError as exc:
         print(f"carto-mcp: {exc}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
 from carto_mcp.api import errors
+from carto_mcp.masking import looks_like_token, short_id
 
 if TYPE_CHECKING:
     from carto_mcp.server.app import AppState
@@ -57,10 +58,13 @@ def tool_errors(
     kind: str | None = None,
     ident: str | None = None,
     mutating: bool = False,
+    audit_errors_only: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Run a tool body: map every deliberate failure to ToolError and audit mutating calls.
 
     The body may set `outcome` (and `id`) in the yielded dict, e.g. 'confirmation_required'.
+    `audit_errors_only` is for a confirmation resolver that runs before the tool body: its
+    failure ends the call (so it is the only audit line), its success leaves the line to the body.
     """
     note: dict[str, Any] = {"outcome": "ok", "id": ident}
     error: str | None = None
@@ -82,12 +86,20 @@ def tool_errors(
         error = type(exc).__name__
         raise
     finally:
-        if mutating and state is not None and state.audit is not None:
+        if mutating and state is not None and state.audit is not None and not (audit_errors_only and not error):
             state.audit.record(
                 profile=state.profile_name,
                 tool=tool,
                 kind=kind,
-                ident=note.get("id"),
+                ident=_audit_id(note.get("id")),
                 outcome="error" if error else str(note.get("outcome")),
                 error=error,
             )
+
+
+def _audit_id(ident: Any) -> str | None:
+    """A call by full token value that fails before the id is known is logged by the token's short id."""
+    if ident is None:
+        return None
+    text = str(ident)
+    return short_id(text) if looks_like_token(text) else text

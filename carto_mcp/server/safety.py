@@ -48,7 +48,7 @@ def select_tools(
     chosen = [n for n in names if not include or any(fnmatch.fnmatchcase(n, p) for p in include)]
     chosen = [n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
     if read_only:
-        chosen = [n for n in chosen if n in READ_TOOLS or n in ("whoami", "list_profiles")]
+        chosen = [n for n in chosen if n in READ_TOOLS]
     return chosen
 
 

@@ -10,8 +10,8 @@ from carto_mcp.profiles import ProfileInputs
 
 Transport = Literal["stdio", "streamable-http", "sse"]
 
-READ_TOOLS = ("list_credentials", "get_credential")
-WRITE_TOOLS = ("create_token", "create_spa", "create_m2m", "update_credential", "revoke_credential")
+READ_TOOLS = ("list_credentials", "get_credential", "whoami", "list_profiles")
+WRITE_TOOLS = ("create_token", "create_spa", "create_m2m", "update_credential", "revoke_credential", "rotate_token")
 ALL_TOOLS = READ_TOOLS + WRITE_TOOLS
 
 
@@ -34,3 +34,5 @@ class ServerSettings:
     credentials_path: Path | None = None
     legacy_path: Path | None = None
     auth_url: str | None = None
+    #: Extra credentials-file profiles tools may switch to with their `profile` argument.
+    profiles: tuple[str, ...] = ()

@@ -51,3 +51,12 @@ SecretFile = Annotated[
 Overwrite = Annotated[
     bool, Field(default=False, description="Replace the variable if secret_output_file already defines it.")
 ]
+ProfileArg = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=128,
+        description="CARTO profile to act as (only those the server allows with --profiles; see list_profiles). "
+        "Default: the server's profile.",
+    ),
+]

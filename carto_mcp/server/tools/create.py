@@ -18,6 +18,7 @@ from carto_mcp.models import (
     Grant,
     M2MCreate,
     SpaCreate,
+    Token,
     TokenCreate,
     TokenCreated,
     TokenDetail,
@@ -100,13 +101,7 @@ async def create_token(
         api = state.require_api()
         token = await api.create_token(request.to_wire())
         note["id"] = token.id
-        result = TokenCreated(id=token.id, detail=TokenDetail.of(token), warnings=request.warnings)
-        if secret_output_file:
-            saved = _save_secret(secret_output_file, {variable: token.token}, overwrite_secret)
-            if saved is not None:
-                return result.model_copy(update={"secret_file": str(saved), "secret_variables": [variable]})
-            result.warnings.append("Could not write secret_output_file; the token is returned here instead.")
-        return result.model_copy(update={"token": token.token})
+        return deliver_token(token, request.warnings, secret_output_file, variable, overwrite_secret)
 
 
 async def create_spa(
@@ -165,6 +160,19 @@ async def create_m2m(
                 return result.model_copy(update={"secret_file": str(saved), "secret_variables": names})
             result.warnings.append("Could not write secret_output_file; the secret is returned here instead.")
         return result.model_copy(update={"client_secret": secret})
+
+
+def deliver_token(
+    token: Token, warnings: list[str], secret_file: str | None, variable: str, overwrite: bool
+) -> TokenCreated:
+    """The create result: the token value once, or only where it was written."""
+    result = TokenCreated(id=token.id, detail=TokenDetail.of(token), warnings=list(warnings))
+    if secret_file:
+        saved = _save_secret(secret_file, {variable: token.token}, overwrite)
+        if saved is not None:
+            return result.model_copy(update={"secret_file": str(saved), "secret_variables": [variable]})
+        result.warnings.append("Could not write secret_output_file; the token is returned here instead.")
+    return result.model_copy(update={"token": token.token})
 
 
 def _save_secret(path: str, values: dict[str, str], overwrite: bool) -> Any:

@@ -71,7 +71,7 @@ async def approve_rotation(ctx: Context[Any, Any], id: str, keep_old: bool, prof
     caps = ctx.client_capabilities
     if keep_old or state.settings.yes or state.settings.stateless or caps is None or caps.elicitation is None:
         return None
-    with tool_errors(state, "rotate_token"):
+    with tool_errors(state, "rotate_token", kind="token", ident=id, mutating=True, audit_errors_only=True):
         api = state.api_for(profile)
         token = await api.get_token(await api.resolve_token(id))
     label = f"token {token.id}" + (f" ({token.name})" if token.name else "")

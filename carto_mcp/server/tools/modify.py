@@ -66,7 +66,14 @@ class Plan:
     before: TokenState | None = None
 
     def operation(self, tool: str, profile: str) -> Operation:
-        return Operation(tool, profile, self.kind, self.id, json.dumps(self.body, sort_keys=True))
+        """What a confirmation code for this plan is bound to; a revoke has no change body."""
+        change = json.dumps(self.body, sort_keys=True) if self.body else ""
+        return Operation(tool, profile, self.kind, self.id, change)
+
+
+def revoke_operation(profile: str, kind: str, ident: str) -> Operation:
+    """The operation a revoke_credential code authorizes (also handed out by rotate_token)."""
+    return Plan(kind, ident, None, ident).operation("revoke_credential", profile)
 
 
 async def plan_revoke(api: CartoClient, kind: str, ident: str) -> Plan:
@@ -129,7 +136,7 @@ async def approve_revoke(ctx: Context[Any, Any], kind: str, id: str, confirm: st
         return NotAsked(reason="code")
     if not _can_elicit(ctx, state):
         return NotAsked(reason="cannot_elicit")
-    with tool_errors(state, "revoke_credential"):
+    with tool_errors(state, "revoke_credential", kind=kind, ident=id, mutating=True, audit_errors_only=True):
         plan = await plan_revoke(state.require_api(), kind, id)
     return Elicit(describe(plan.kind, plan.id, plan.name, [], "Revoke"), ConfirmForm)
 
@@ -160,7 +167,7 @@ async def approve_update(
     if confirm is not None:
         return NotAsked(reason="code")
     args = dict(locals())
-    with tool_errors(state, "update_credential"):
+    with tool_errors(state, "update_credential", kind=kind, ident=id, mutating=True, audit_errors_only=True):
         plan = await plan_update(state.require_api(), kind, id, args)
     if not plan.losses:
         return NotAsked(reason="harmless")

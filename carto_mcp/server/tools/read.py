@@ -16,6 +16,7 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from carto_mcp.api import CartoClient, NotFound
+from carto_mcp.masking import looks_like_token, mask
 from carto_mcp.models import ClientDetail, CredentialList, Row, TokenDetail, parse_expiry
 from carto_mcp.models.results import utcnow
 from carto_mcp.models.rules import EXPIRY_PATTERN
@@ -217,6 +218,9 @@ async def get_credential(ctx: Context[Any, Any], kind: Kind, id: CredentialId) -
 
 async def fetch_client(api: CartoClient, kind: Literal["spa", "m2m"], client_id: str) -> Any:
     """Get a client and check it is of the kind asked for (an M2M id passed as spa is a mistake)."""
+    if looks_like_token(client_id):
+        # A token value passed as a client id must reach neither the API's URL (and its logs) nor an error.
+        raise ToolError(f"kind: '{mask(client_id)}' is a token value, not an OAuth client id; pass kind 'token'.")
     try:
         client = await api.get_client(client_id)
     except NotFound as exc:
