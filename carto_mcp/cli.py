@@ -90,7 +90,14 @@ def _add_policy_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+ADMIN_COMMANDS = {
+    "doctor": "check versions, which CARTO credentials are used and why, and that they work",
+    "install": "add carto-mcp to an MCP client's config (Claude Desktop, Claude Code, Cursor, VS Code, Gemini CLI)",
+}
+
+
+def build_parser(*, admin: bool = True) -> argparse.ArgumentParser:
+    """The full parser; `admin=False` leaves `doctor`/`install` as stubs so `serve` starts faster."""
     parser = argparse.ArgumentParser(
         prog="carto-mcp",
         description="MCP server that lets AI agents manage CARTO developer credentials "
@@ -159,11 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--db", type=Path, help="sqlite file (default: under the user data dir)")
 
-    from carto_mcp.doctor import add_doctor_parser
-    from carto_mcp.install import add_install_parser
+    if admin:
+        from carto_mcp.doctor import add_doctor_parser
+        from carto_mcp.install import add_install_parser
 
-    add_doctor_parser(sub)
-    add_install_parser(sub)
+        add_doctor_parser(sub)
+        add_install_parser(sub)
+    else:
+        for name, text in ADMIN_COMMANDS.items():
+            sub.add_parser(name, help=text)
     return parser
 
 
@@ -351,7 +362,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(admin=command in ADMIN_COMMANDS)
     args, extra = parser.parse_known_args(argv)
     # `call TOOL --sandbox '{...}'`: argparse leaves a JSON argument placed after options unparsed.
     if args.command == "call" and len(extra) == 1 and args.arguments == "{}" and not extra[0].startswith("-"):

@@ -92,9 +92,11 @@ class DoctorReport:
 
 def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `doctor` to the `carto-mcp` subcommands."""
+    from carto_mcp.cli import ADMIN_COMMANDS
+
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "doctor",
-        help="check versions, which CARTO credentials are used and why, and that they work",
+        help=ADMIN_COMMANDS["doctor"],
         description="Show which credentials `carto-mcp serve` would use and why (every source, in priority "
         "order), the profile, tenant and base URL, the token's expiry, the credentials file's permissions and, "
         "unless --offline, the latency of one authenticated call. Each problem is listed with its fix.",
@@ -320,7 +322,7 @@ async def _probe(profile: Any, resolver: Any, environ: Mapping[str, str], sandbo
 
     from carto_mcp.api import CartoClient, CartoError, RetryPolicy, StaticBearer
     from carto_mcp.api._http import HELP
-    from carto_mcp.server.app import SANDBOX_URL, bearer_for
+    from carto_mcp.server.connections import SANDBOX_URL, bearer_for
     from carto_mcp.server.settings import ServerSettings
 
     retry = RetryPolicy(attempts=1, deadline=PROBE_DEADLINE)

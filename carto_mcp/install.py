@@ -127,9 +127,11 @@ class InstallError(Exception):
 
 def add_install_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `install CLIENT` to the `carto-mcp` subcommands."""
+    from carto_mcp.cli import ADMIN_COMMANDS
+
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "install",
-        help="add carto-mcp to an MCP client's config (Claude Desktop, Claude Code, Cursor, VS Code, Gemini CLI)",
+        help=ADMIN_COMMANDS["install"],
         description="Write or update the carto-mcp server entry in an MCP client's config file. Every other "
         "server and setting is kept, the old file is saved as <file>.bak, and a second run changes nothing.",
         epilog=EPILOG,

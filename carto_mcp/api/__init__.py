@@ -1,23 +1,33 @@
-"""The async CARTO API client and its typed errors. Import from here, not from submodules."""
+"""The async CARTO API client and its typed errors. Import from here, not from submodules.
 
-from carto_mcp.api._http import RetryPolicy
-from carto_mcp.api.auth import BearerSource, ClientCredentialsBearer, FileBearer, StaticBearer
-from carto_mcp.api.client import CartoClient, ClientKind, TokenIndex
-from carto_mcp.api.errors import (
-    ApiError,
-    AuthError,
-    BadResponse,
-    CartoError,
-    InputError,
-    NotFound,
-    OutcomeUnknown,
-    PermissionDenied,
-    ProfileError,
-    RateLimited,
-    ServiceError,
-    TransportError,
-    ValidationFailed,
-)
+Names load on first use (PEP 562), so importing the errors does not pull in the HTTP client
+and the models: start-up only pays for what it touches.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from carto_mcp.api._http import RetryPolicy
+    from carto_mcp.api.auth import BearerSource, ClientCredentialsBearer, FileBearer, StaticBearer
+    from carto_mcp.api.client import CartoClient, ClientKind, TokenIndex
+    from carto_mcp.api.errors import (
+        ApiError,
+        AuthError,
+        BadResponse,
+        CartoError,
+        InputError,
+        NotFound,
+        OutcomeUnknown,
+        PermissionDenied,
+        ProfileError,
+        RateLimited,
+        ServiceError,
+        TransportError,
+        ValidationFailed,
+    )
 
 __all__ = [
     "ApiError",
@@ -42,3 +52,26 @@ __all__ = [
     "TransportError",
     "ValidationFailed",
 ]
+
+_HOME = {
+    "RetryPolicy": "_http",
+    "BearerSource": "auth",
+    "ClientCredentialsBearer": "auth",
+    "FileBearer": "auth",
+    "StaticBearer": "auth",
+    "CartoClient": "client",
+    "ClientKind": "client",
+    "TokenIndex": "client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'carto_mcp.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"carto_mcp.api.{_HOME.get(name, 'errors')}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

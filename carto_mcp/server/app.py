@@ -1,41 +1,40 @@
 """The server factory: settings in, a configured `MCPServer` out.
 
-The CARTO client is opened in the lifespan and handed to tools through a frozen `AppState`,
-so every server (and every test) starts clean. A profile problem does not crash start-up:
-it is reported on stderr and by every tool call, where the person can act on it.
+Every tool call reaches a frozen `AppState` built in the lifespan, so each server (and each
+test) starts clean. Start-up stays as close to the bare SDK as it can: `tools/list` is answered
+from the stored catalog, each tool is built on its first call, and profiles and CARTO clients
+are opened on first use (see `connections`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import httpx2 as httpx
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult
+from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
 from carto_mcp import __version__
-from carto_mcp.api import (
-    BearerSource,
-    CartoClient,
-    ClientCredentialsBearer,
-    FileBearer,
-    ProfileError,
-    StaticBearer,
-)
-from carto_mcp.profiles import ProfileResolver, ResolvedProfile, sandbox_profile
+from carto_mcp.server.connections import Connections, bearer_for, require
 from carto_mcp.server.errors import format_validation, unknown_arguments
 from carto_mcp.server.safety import AuditLog, Confirmer, select_tools
 from carto_mcp.server.settings import ServerSettings
 
-logger = logging.getLogger("carto_mcp.server")
+if TYPE_CHECKING:
+    import httpx2 as httpx
 
-SANDBOX_URL = "http://sandbox.carto-mcp.invalid"
+    from carto_mcp.api import CartoClient
+    from carto_mcp.profiles import ResolvedProfile
+
+__all__ = ["AppState", "CartoMCP", "bearer_for", "build_server", "materialize_all", "state_of"]
+
+logger = logging.getLogger("carto_mcp.server")
 
 INSTRUCTIONS = (
     "Manage CARTO developer credentials: API Access Tokens, SPA and M2M OAuth clients. "
@@ -46,62 +45,34 @@ INSTRUCTIONS = (
 
 
 @dataclass(frozen=True)
-class Connection:
-    """One profile's client, or why it could not be opened."""
-
-    api: CartoClient | None
-    profile: ResolvedProfile | None
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
 class AppState:
-    """What every tool call can reach: the clients, the resolved profiles and the policy."""
+    """What every tool call can reach: the connections and the policy."""
 
-    api: CartoClient | None
-    profile: ResolvedProfile | None
-    problem: str | None
+    connections: Connections
     settings: ServerSettings
     confirmer: Confirmer
     audit: AuditLog | None
-    others: Mapping[str, Connection] = field(default_factory=dict)
 
     @property
     def profile_name(self) -> str:
-        return self.profile.name if self.profile else "(none)"
+        profile = self.connections.get_default().profile
+        return profile.name if profile else "(none)"
 
     def require_api(self) -> CartoClient:
         return self.api_for(None)
 
-    def _connection(self, name: str | None) -> Connection:
-        if name is None or (self.profile is not None and name == self.profile.name):
-            return Connection(self.api, self.profile, self.problem)
-        if name not in self.others:
-            allowed = ", ".join([self.profile_name, *self.others]) if self.others else self.profile_name
-            raise ToolError(
-                f"profile: '{name[:60]}' is not allowed on this server (allowed: {allowed}). Start it with "
-                "--profiles NAME,... to allow switching."
-            )
-        return self.others[name]
-
     def api_for(self, name: str | None) -> CartoClient:
         """The client for a profile the server allows (None = the server's own profile)."""
-        conn = self._connection(name)
-        if conn.api is None:
-            raise ToolError(conn.problem or "No CARTO profile is configured. Run `carto-mcp doctor`.")
-        return conn.api
+        return require(self.connections.get(name))[0]
 
     def profile_for(self, name: str | None) -> ResolvedProfile:
-        conn = self._connection(name)
-        if conn.profile is None:
-            raise ToolError(conn.problem or "No CARTO profile is configured. Run `carto-mcp doctor`.")
-        return conn.profile
+        return require(self.connections.get(name))[1]
 
     def profile_label(self, name: str | None) -> str:
         return name or self.profile_name
 
     def profile_names(self) -> list[str]:
-        return [self.profile_name, *(n for n in self.others if n != self.profile_name)]
+        return self.connections.names()
 
 
 def state_of(ctx: Context[Any, Any]) -> AppState:
@@ -109,15 +80,51 @@ def state_of(ctx: Context[Any, Any]) -> AppState:
 
 
 class CartoMCP(MCPServer[AppState]):
-    """MCPServer that refuses unknown arguments and words schema errors without echoing input.
+    """MCPServer with lazy tools, refusal of unknown arguments, and schema errors that echo no input.
 
     A typo in an argument name must not silently drop a restriction, and the SDK's default
     validation text repeats the rejected values, which may be secrets.
     """
 
+    def __init__(self, *args: Any, tool_names: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.selected_tools = list(tool_names)
+        self._built: set[str] = set()
+
+    def materialize(self, name: str) -> None:
+        """Build and register one selected tool (imports its module, generates its schemas)."""
+        if name in self._built or name not in self.selected_tools:
+            return
+        import importlib
+
+        from carto_mcp.server.catalog import TOOL_MODULES
+
+        module = importlib.import_module(f"carto_mcp.server.tools.{TOOL_MODULES[name]}")
+        module.register(self, {name})
+        self._built.add(name)
+
+    async def list_tools(self) -> list[MCPTool]:
+        from carto_mcp.server.catalog import load
+
+        stored = load()
+        if stored is not None and all(n in stored for n in self.selected_tools):
+            return [MCPTool.model_validate(stored[n]) for n in self.selected_tools]
+        materialize_all(self)
+        return await self.live_tools()
+
+    async def live_tools(self) -> list[MCPTool]:
+        """tools/list as the SDK generates it from the registered functions."""
+        tools = {t.name: t for t in await super().list_tools()}
+        return [tools[n] for n in self.selected_tools if n in tools]
+
+    def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        self.materialize(name)
+        return super()._tool_input_schema(name)
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
+        self.materialize(name)
         tool = self._tool_manager.get_tool(name)
         if tool is not None and isinstance(arguments, dict):
             known = list(tool.parameters.get("properties", {}))
@@ -132,26 +139,16 @@ class CartoMCP(MCPServer[AppState]):
             raise
 
 
-def bearer_for(profile: ResolvedProfile, resolver: ProfileResolver, settings: ServerSettings) -> BearerSource:
-    """Pick how requests authenticate, from where the profile came from."""
-    if profile.source == "client_credentials":
-        assert profile.client_id and profile.client_secret
-        from carto_mcp import contract
-
-        token_url = settings.auth_url or contract.AUTH_TOKEN_URL
-        return ClientCredentialsBearer(
-            profile.client_id, profile.client_secret, token_url=token_url, profile_name=profile.name
-        )
-    if profile.source in ("credentials_file", "legacy_file"):
-        return FileBearer(resolver)
-    return StaticBearer(profile.token or "", profile_name=profile.name, source=profile.source)
+def materialize_all(server: CartoMCP) -> None:
+    for name in server.selected_tools:
+        server.materialize(name)
 
 
 def build_server(
     settings: ServerSettings | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> CartoMCP:
     """Build the server. `transport` lets tests route the CARTO client through a mock or the sandbox."""
     settings = settings or ServerSettings()
@@ -159,18 +156,16 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with AsyncExitStack() as stack:
-            api, profile, problem = await _open_client(settings, transport, environ, stack)
-            others = await _open_others(settings, transport, environ, stack, profile)
+        connections = Connections(settings, transport=transport, environ=dict(environ) if environ else None)
+        try:
             yield AppState(
-                others=others,
-                api=api,
-                profile=profile,
-                problem=problem,
+                connections=connections,
                 settings=settings,
                 confirmer=Confirmer(settings.confirm_key, ttl=settings.confirm_ttl),
                 audit=AuditLog(settings.audit_log) if settings.audit_log else None,
             )
+        finally:
+            await connections.aclose()
 
     server = CartoMCP(
         "carto-mcp",
@@ -179,9 +174,17 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level="DEBUG" if settings.debug else "WARNING",
+        tool_names=tools,
     )
     quiet_http_loggers()
-    register_tools(server, tools)
+    from carto_mcp.server import guides
+
+    guides.register(server)
+    if settings.sandbox:
+        logger.warning(
+            "carto-mcp is running on the embedded SANDBOX API (db: %s): no real CARTO account is used.",
+            settings.sandbox_db or "throwaway",
+        )
     return server
 
 
@@ -193,78 +196,3 @@ def quiet_http_loggers() -> None:
     """
     for name in ("httpx2", "httpcore2"):
         logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def register_tools(server: CartoMCP, names: Sequence[str]) -> None:
-    from carto_mcp.server import guides
-    from carto_mcp.server.tools import create, extras, modify, read
-
-    for module in (read, create, modify, extras):
-        module.register(server, set(names))
-    guides.register(server)
-
-
-async def _open_others(
-    settings: ServerSettings,
-    transport: httpx.AsyncBaseTransport | None,
-    environ: dict[str, str] | None,
-    stack: AsyncExitStack,
-    default: ResolvedProfile | None,
-) -> dict[str, Connection]:
-    """Clients for the extra profiles allowed with --profiles (credentials-file profiles only)."""
-    if not settings.profiles or settings.sandbox:
-        return {}
-    resolver = ProfileResolver(
-        settings.profile,
-        environ=environ,
-        credentials_path=settings.credentials_path,
-        legacy_path=settings.legacy_path,
-    )
-    out: dict[str, Connection] = {}
-    for name in settings.profiles:
-        if default is not None and name == default.name:
-            continue
-        try:
-            profile = resolver.resolve_named(name)
-        except ProfileError as exc:
-            out[name] = Connection(None, None, str(exc))
-            continue
-        client = CartoClient(base_url=profile.base_url, auth=FileBearer(resolver, profile=name), transport=transport)
-        out[name] = Connection(await stack.enter_async_context(client), profile)
-    return out
-
-
-async def _open_client(
-    settings: ServerSettings,
-    transport: httpx.AsyncBaseTransport | None,
-    environ: dict[str, str] | None,
-    stack: AsyncExitStack,
-) -> tuple[CartoClient | None, ResolvedProfile | None, str | None]:
-    if settings.sandbox:
-        from carto_mcp.sandbox import create_app
-
-        app = create_app(settings.sandbox_db)
-        profile = sandbox_profile(SANDBOX_URL)
-        auth: BearerSource = StaticBearer(profile.token or "sandbox", profile_name=profile.name, source="sandbox")
-        client = CartoClient(base_url=SANDBOX_URL, auth=auth, transport=transport or httpx.ASGITransport(app=app))
-        logger.warning(
-            "carto-mcp is running on the embedded SANDBOX API (db: %s): no real CARTO account is used.",
-            settings.sandbox_db or "throwaway",
-        )
-        return await stack.enter_async_context(client), profile, None
-    resolver = ProfileResolver(
-        settings.profile,
-        environ=environ,
-        credentials_path=settings.credentials_path,
-        legacy_path=settings.legacy_path,
-    )
-    try:
-        profile = resolver.resolve()
-        auth = bearer_for(profile, resolver, settings)
-    except ProfileError as exc:
-        logger.error("No usable CARTO profile: %s", exc)
-        return None, None, str(exc)
-    for warning in profile.warnings:
-        logger.warning("%s", warning)
-    client = CartoClient(base_url=profile.base_url, auth=auth, transport=transport)
-    return await stack.enter_async_context(client), profile, None

@@ -10,9 +10,21 @@ from carto_mcp.profiles import ProfileInputs
 
 Transport = Literal["stdio", "streamable-http", "sse"]
 
+#: Every tool, in the order tools/list shows them.
+ALL_TOOLS = (
+    "list_credentials",
+    "get_credential",
+    "create_token",
+    "create_spa",
+    "create_m2m",
+    "update_credential",
+    "revoke_credential",
+    "rotate_token",
+    "whoami",
+    "list_profiles",
+)
 READ_TOOLS = ("list_credentials", "get_credential", "whoami", "list_profiles")
-WRITE_TOOLS = ("create_token", "create_spa", "create_m2m", "update_credential", "revoke_credential", "rotate_token")
-ALL_TOOLS = READ_TOOLS + WRITE_TOOLS
+WRITE_TOOLS = tuple(t for t in ALL_TOOLS if t not in READ_TOOLS)
 
 
 @dataclass(frozen=True)
