@@ -131,6 +131,13 @@ def build_parser(*, admin: bool = True) -> argparse.ArgumentParser:
     serve.add_argument(
         "--allow-origin", action="append", default=[], help="extra browser Origin allowed to call the HTTP endpoint"
     )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        help="Host name clients use to reach a non-loopback bind (repeatable; env CARTO_MCP_ALLOWED_HOSTS); "
+        "without it any Host is accepted there, since a bearer is required",
+    )
     _add_profile_flags(serve)
     _add_policy_flags(serve)
 
@@ -264,6 +271,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         stateless=args.stateless,
         auth_token=token,
         allowed_origins=tuple(args.allow_origin),
+        allowed_hosts=tuple(args.allow_host) + _csv(environ.get("CARTO_MCP_ALLOWED_HOSTS")),
     )
     path = "/sse" if args.transport == "sse" else "/mcp"
     print(f"carto-mcp {args.transport} on http://{args.host}:{args.port}{path}", file=sys.stderr)

@@ -237,12 +237,6 @@ async def test_a_replica_with_another_key_refuses_the_code(cluster: Cluster) -> 
     assert done["status"] == "revoked" and sandbox.store.get_token(value) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: each replica remembers only the codes it consumed itself, and an OAuth client update's "
-    "code is bound to the requested fields (not to the change still to be made), so a code used on B is accepted "
-    "once more on A within its TTL (token updates and revokes are not affected)",
-)
 async def test_a_code_used_on_one_replica_is_refused_on_another(cluster: Cluster) -> None:
     a, b = cluster.a, cluster.b
     callbacks = ["https://app2.example/cb", "https://app2.example/old"]

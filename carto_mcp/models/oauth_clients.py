@@ -94,6 +94,15 @@ class OAuthClientUpdate(_SpaFields):
     def to_wire(self) -> dict[str, Any]:
         return contract.oauth_to_wire(self.model_dump(exclude_none=True))
 
+    def changes(self, current: dict[str, Any]) -> dict[str, Any]:
+        """The wire body of only the fields that differ from the client as it is now.
+
+        A confirmation code is bound to this body, so once the change is made the same code no
+        longer matches anything: it cannot be replayed, on this replica or another.
+        """
+        wanted = self.model_dump(exclude_none=True)
+        return contract.oauth_to_wire({k: v for k, v in wanted.items() if current.get(k) != v})
+
     def losses(self, current: dict[str, list[str] | str | None]) -> list[str]:
         """URLs a list replacement would drop (an update that removes something needs confirmation)."""
         lost: list[str] = []

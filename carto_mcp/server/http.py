@@ -15,7 +15,6 @@ from carto_mcp.api.errors import InputError
 
 if TYPE_CHECKING:
     from mcp.server.transport_security import TransportSecuritySettings
-    from starlette.applications import Starlette
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from carto_mcp.server.app import CartoMCP
@@ -44,15 +43,57 @@ def check_bind(host: str, auth_token: str | None) -> None:
         )
 
 
-def security_settings(host: str, port: int, allowed_origins: tuple[str, ...] = ()) -> TransportSecuritySettings:
-    """DNS-rebinding protection: only our own Host names, and browser Origins we were told to trust."""
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+
+
+def security_settings(
+    host: str, allowed_origins: tuple[str, ...] = (), allowed_hosts: tuple[str, ...] = ()
+) -> TransportSecuritySettings:
+    """DNS-rebinding protection: only known Host names, and browser Origins we were told to trust.
+
+    On a non-loopback bind (which requires a bearer) the names clients use — a DNS name, an IP,
+    a load balancer's host — cannot be known in advance: Host is checked only when --allow-host
+    names them, while Origin is always checked (see OriginGuard).
+    """
     from mcp.server.transport_security import TransportSecuritySettings
 
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *allowed_origins]
-    if not is_loopback(host):
-        hosts += [f"{host}:*", host]
+    origins = [*LOOPBACK_ORIGINS, *allowed_origins]
+    if not is_loopback(host) and not allowed_hosts:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    # "name" matches a Host without a port, "name:*" one with any port.
+    hosts = [*LOOPBACK_HOSTS, *allowed_hosts, *(f"{h}:*" for h in allowed_hosts if not h.endswith(":*"))]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
+    """Exact match, or `scheme://host:*` for any port — the SDK's own rule."""
+    for pattern in allowed:
+        if origin == pattern or (pattern.endswith(":*") and origin.startswith(pattern[:-2] + ":")):
+            return True
+    return False
+
+
+class OriginGuard:
+    """ASGI middleware: a request from a browser page of a foreign origin gets 403.
+
+    Used where the SDK's check is off (remote binds without --allow-host), so a web page can
+    never drive the credential tools from a user's browser.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            origin = dict(scope.get("headers") or []).get(b"origin")
+            if origin and not origin_allowed(origin.decode("latin-1"), self.allowed):
+                from starlette.responses import Response
+
+                await Response("Invalid Origin header", status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BearerGuard:
@@ -88,6 +129,7 @@ def build_http_app(
     stateless: bool = False,
     auth_token: str | None = None,
     allowed_origins: tuple[str, ...] = (),
+    allowed_hosts: tuple[str, ...] = (),
 ) -> ASGIApp:
     """The ASGI app for streamable HTTP (JSON responses when stateless) or SSE, with a health route."""
     from starlette.requests import Request
@@ -99,14 +141,16 @@ def build_http_app(
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    security = security_settings(host, port, allowed_origins)
-    app: Starlette
+    security = security_settings(host, allowed_origins, allowed_hosts)
+    app: ASGIApp
     if transport == "sse":
         app = server.sse_app(transport_security=security, host=host)
     else:
         app = server.streamable_http_app(
             stateless_http=stateless, json_response=stateless, transport_security=security, host=host
         )
+    if not security.enable_dns_rebinding_protection:
+        app = OriginGuard(app, (*LOOPBACK_ORIGINS, *allowed_origins))
     return BearerGuard(app, auth_token) if auth_token else app
 
 

@@ -99,10 +99,18 @@ class Confirmer:
                 "confirm: not a confirmation code. Call the tool once without confirm to get one.", field="confirm"
             )
         expires, nonce, mac = int(parts[0]), parts[1], parts[2]
+        with self._lock:
+            self._used = {n: t for n, t in self._used.items() if t >= now}
+            if nonce in self._used:
+                raise InputError(
+                    "confirm: this code was already used. Nothing was changed; call without confirm for a new code.",
+                    field="confirm",
+                )
         if not hmac.compare_digest(mac, self._mac(op, expires, nonce)):
             raise InputError(
-                "confirm: this code was not issued for this operation (tool, profile, kind, id and change must "
-                "match) or not by this server. Nothing was changed; call without confirm for a new code.",
+                "confirm: this code was not issued for this operation (the same tool, profile, kind, id and change), "
+                "its change was already made, or it comes from another server. Nothing was changed; call without "
+                "confirm for a new code.",
                 field="confirm",
             )
         if expires < now:
@@ -111,12 +119,8 @@ class Confirmer:
                 field="confirm",
             )
         with self._lock:
-            self._used = {n: t for n, t in self._used.items() if t >= now}
             if nonce in self._used:
-                raise InputError(
-                    "confirm: this code was already used. Nothing was changed; call without confirm for a new code.",
-                    field="confirm",
-                )
+                raise InputError("confirm: this code was already used. Nothing was changed.", field="confirm")
             self._used[nonce] = float(expires)
 
     def _mac(self, op: Operation, expires: int, nonce: str) -> str:

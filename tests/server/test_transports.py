@@ -273,11 +273,6 @@ def test_a_non_loopback_bind_without_an_endpoint_secret_refuses_to_start(tmp_pat
     assert time.monotonic() - started < START_TIMEOUT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a non-loopback bind only allows the bind address and loopback names as Host, so remote clients "
-    "reaching the server by its IP or DNS name get 421 (carto_mcp/server/http.py security_settings)",
-)
 async def test_a_wildcard_bind_with_an_endpoint_secret_serves_remote_host_names(tmp_path: Path) -> None:
     """`--host 0.0.0.0` with a bearer secret serves clients that address the machine by its own IP or name."""
     env = child_env(CARTO_MCP_AUTH_TOKEN=AUTH)
@@ -286,7 +281,22 @@ async def test_a_wildcard_bind_with_an_endpoint_secret_serves_remote_host_names(
         headers = {**MCP_HEADERS, "Authorization": f"Bearer {AUTH}", "Host": f"192.0.2.10:{port}"}
         async with httpx2.AsyncClient(timeout=TIMEOUT) as http:
             response = await http.post(server.url, json=INITIALIZE, headers=headers)
+            foreign = await http.post(server.url, json=INITIALIZE, headers={**headers, "Origin": "http://evil.example"})
     assert response.status_code == 200
+    assert foreign.status_code == 403
+
+
+async def test_allow_host_restricts_the_host_names_of_a_remote_bind(tmp_path: Path) -> None:
+    """With --allow-host, a non-loopback bind checks Host again: the named host passes, others get 421."""
+    env = child_env(CARTO_MCP_AUTH_TOKEN=AUTH)
+    with http_server(tmp_path, "--host", "0.0.0.0", "--allow-host", "mcp.example.com", env=env) as server:
+        port = server.base.rsplit(":", 1)[1]
+        base = {**MCP_HEADERS, "Authorization": f"Bearer {AUTH}"}
+        async with httpx2.AsyncClient(timeout=TIMEOUT) as http:
+            named = await http.post(server.url, json=INITIALIZE, headers={**base, "Host": f"mcp.example.com:{port}"})
+            other = await http.post(server.url, json=INITIALIZE, headers={**base, "Host": f"192.0.2.10:{port}"})
+    assert named.status_code == 200
+    assert other.status_code == 421
 
 
 async def test_policy_environment_variables_reach_a_stdio_server(tmp_path: Path) -> None:

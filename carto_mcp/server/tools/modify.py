@@ -118,7 +118,12 @@ async def plan_update(api: CartoClient, kind: str, ident: str, args: dict[str, A
     change_c.check_kind(kind)
     client = await fetch_client(api, kind, ident)  # type: ignore[arg-type]
     return Plan(
-        kind, client.client_id, client.title, client.client_id, change_c.to_wire(), change_c.losses(client.model_dump())
+        kind,
+        client.client_id,
+        client.title,
+        client.client_id,
+        change_c.changes(client.model_dump()),
+        change_c.losses(client.model_dump()),
     )
 
 
@@ -334,6 +339,6 @@ async def update_credential(
             token = (await api.update_token(plan.target, plan.body)) if plan.body else await api.get_token(plan.target)
             note["outcome"] = "updated"
             return Updated(status="updated", token=TokenDetail.of(token), **base)
-        client = await api.update_client(plan.target, plan.body)
+        client = (await api.update_client(plan.target, plan.body)) if plan.body else await api.get_client(plan.target)
         note["outcome"] = "updated"
         return Updated(status="updated", client=ClientDetail.of(client, kind), **base)
