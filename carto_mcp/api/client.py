@@ -114,7 +114,11 @@ class CartoClient:
         return out
 
     async def get_token(self, token: str) -> Token:
-        body = await self._request("GET", contract.token_path(token), secrets=(token,), what="token lookup")
+        try:
+            body = await self._request("GET", contract.token_path(token), secrets=(token,), what="token lookup")
+        except errors.NotFound:
+            self._index.discard(token)  # revoked elsewhere: its id must not resolve to it again
+            raise
         if body is None:
             raise errors.BadResponse("CARTO returned an empty body for a token lookup.")
         found = self._parse_token(body, "token lookup")
@@ -158,8 +162,11 @@ class CartoClient:
             return ident
         found = self._index.get(ident)
         if found is None:
-            await self.list_tokens()
-            found = self._index.get(ident)
+            # Walk until the id shows up: one page of memory, and half the pages on average.
+            async for page in self.token_pages():
+                if any(t.id == ident for t in page):
+                    found = self._index.get(ident)
+                    break
         if found is None:
             raise errors.NotFound(
                 f"No token with id '{ident}' for profile '{self.profile_name}'. Call list_credentials "

@@ -55,25 +55,24 @@ class Filters:
         raw = json.dumps([kind, self.text, self.expiring_before is not None, self.expired])
         return hashlib.sha256(raw.encode()).hexdigest()[:8]
 
-    def match(self, row: Row) -> bool:
-        if self.text and self.text.lower() not in (row.name or "").lower() and self.text != row.id:
+    def match(self, item: Any, kind: str) -> bool:
+        """Test a token or client as the API returned it, so rows are built only for matches."""
+        if self.text:
+            name = item.name if kind == "token" else item.title
+            ident = item.id if kind == "token" else item.client_id
+            if self.text.lower() not in (name or "").lower() and self.text != ident:
+                return False
+        if self.expiring_before is None and self.expired is None:
+            return True
+        if kind != "token":
             return False
-        if self.expiring_before is not None or self.expired is not None:
-            if row.kind != "token":
-                return False
-            expires = row.expires
-            when = parse_expiry_safe(expires)
-            if self.expired is not None and bool(row.expired) != self.expired:
-                return False
-            if self.expiring_before is not None and (when is None or row.expired or when > self.expiring_before):
-                return False
+        expired = item.expired(self.now)
+        if self.expired is not None and expired != self.expired:
+            return False
+        if self.expiring_before is not None:
+            when = item.expires_at
+            return when is not None and not expired and when <= self.expiring_before
         return True
-
-
-def parse_expiry_safe(value: str | None) -> datetime | None:
-    from carto_mcp.models.rules import parse_timestamp
-
-    return parse_timestamp(value)
 
 
 @dataclass(frozen=True)
@@ -105,9 +104,9 @@ class Position:
 
 
 async def walk(
-    api: CartoClient, phases: tuple[str, ...], start: Position, now: datetime, ctx: Context[Any, Any]
-) -> AsyncIterator[tuple[Position, Row]]:
-    """Every credential from `start` on, as rows, in a stable order (token, spa, m2m)."""
+    api: CartoClient, phases: tuple[str, ...], start: Position, ctx: Context[Any, Any]
+) -> AsyncIterator[tuple[Position, str, Any]]:
+    """Every credential from `start` on, as the API returned it, in a stable order (token, spa, m2m)."""
 
     async def progress(seen: int, total: int | None) -> None:
         await ctx.report_progress(seen, total, f"read {seen} credentials" + (f" of {total}" if total else ""))
@@ -125,8 +124,7 @@ async def walk(
             for i, item in enumerate(page):
                 if page_no == first_page and i < skip:
                     continue
-                row = Row.of_token(item, now) if kind == "token" else Row.of_client(item, kind)  # type: ignore[arg-type]
-                yield Position(phase, page_no, i), row
+                yield Position(phase, page_no, i), kind, item
             page_no += 1
 
 
@@ -195,13 +193,13 @@ async def list_credentials(
         start = Position.decode(cursor, fingerprint) if cursor else Position()
         rows: list[Row] = []
         next_cursor: str | None = None
-        async for pos, row in walk(api, phases, start, now, ctx):
-            if not filters.match(row):
+        async for pos, kind_of, item in walk(api, phases, start, ctx):
+            if not filters.match(item, kind_of):
                 continue
             if len(rows) == limit:
                 next_cursor = pos.encode(fingerprint)
                 break
-            rows.append(row)
+            rows.append(Row.of_token(item, now) if kind_of == "token" else Row.of_client(item, kind_of))
         return CredentialList(rows=rows, count=len(rows), next_cursor=next_cursor)
 
 
