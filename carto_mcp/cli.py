@@ -55,6 +55,11 @@ def _add_profile_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--token", help="override the API token for this run (prefer CARTO_API_TOKEN: flags show in ps)")
     g.add_argument("--base-url", help="override the API base URL (default https://{tenant_id}.api.carto.com)")
+    g.add_argument(
+        "--profiles",
+        help="comma list of more credentials-file profiles tools may switch to with their `profile` argument "
+        "(env CARTO_MCP_PROFILES); default: only the resolved profile",
+    )
     g.add_argument("--client-id", help="M2M client id for headless auth (or CARTO_CLIENT_ID)")
     g.add_argument(
         "--client-secret-file", type=Path, help="file holding the M2M client secret (or CARTO_CLIENT_SECRET)"
@@ -219,6 +224,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         yes=args.yes or _truthy(environ.get("CARTO_MCP_YES")),
         audit_log=audit,
         confirm_key=key.encode() if key else None,
+        profiles=_csv(args.profiles or environ.get("CARTO_MCP_PROFILES")),
         stateless=getattr(args, "stateless", False),
         debug=args.debug,
     )

@@ -59,6 +59,7 @@ def tool_errors(
     ident: str | None = None,
     mutating: bool = False,
     audit_errors_only: bool = False,
+    profile: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Run a tool body: map every deliberate failure to ToolError and audit mutating calls.
 
@@ -88,7 +89,7 @@ def tool_errors(
     finally:
         if mutating and state is not None and state.audit is not None and not (audit_errors_only and not error):
             state.audit.record(
-                profile=state.profile_name,
+                profile=_profile_label(state, profile),
                 tool=tool,
                 kind=kind,
                 ident=_audit_id(note.get("id")),
@@ -103,3 +104,13 @@ def _audit_id(ident: Any) -> str | None:
         return None
     text = str(ident)
     return short_id(text) if looks_like_token(text) else text
+
+
+def _profile_label(state: AppState, profile: str | None) -> str:
+    """The profile a call acted as; never fails, since it runs while another error may be raised."""
+    if profile:
+        return profile
+    try:
+        return state.profile_name
+    except Exception:
+        return "(none)"

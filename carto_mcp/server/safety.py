@@ -49,6 +49,12 @@ def select_tools(
     chosen = [n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
     if read_only:
         chosen = [n for n in chosen if n in READ_TOOLS]
+    if not chosen:
+        raise InputError(
+            "--tools/--exclude-tools/--read-only leave no tool to serve. Read-only tools: "
+            f"{', '.join(READ_TOOLS)}; all tools: {', '.join(names)}",
+            field="tools",
+        )
     return chosen
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from carto_mcp.api import CartoError
 from carto_mcp.sandbox.server import RunningSandbox
-from carto_mcp.server.settings import ALL_TOOLS, READ_TOOLS
+from carto_mcp.server.app import build_server
+from carto_mcp.server.settings import ALL_TOOLS, READ_TOOLS, ServerSettings
 
 from .conftest import BEARER, client_count, connect, error_text, grant, ok, server_for, settings_for, token_count
 
@@ -253,3 +254,10 @@ async def test_an_m2m_secret_file_clash_creates_no_client(sandbox: RunningSandbo
     assert "CARTO_CLIENT_SECRET" in text
     assert client_count(sandbox) == 0
     assert target.read_text(encoding="utf-8") == "CARTO_CLIENT_SECRET=old\n"
+
+
+def test_a_policy_that_leaves_no_tool_is_refused_at_build_time() -> None:
+    """--read-only with --tools naming only write tools would serve nothing: that is an error, not a silent no-op."""
+    with pytest.raises(CartoError) as info:
+        build_server(ServerSettings(read_only=True, tools=("create_*",)))
+    assert "leave no tool" in str(info.value) and "list_credentials" in str(info.value)

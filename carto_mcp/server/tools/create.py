@@ -28,7 +28,7 @@ from carto_mcp.models.tokens import ApiList, Expiry, Referer, TokenName
 from carto_mcp.server.app import CartoMCP, state_of
 from carto_mcp.server.errors import tool_errors
 from carto_mcp.server.safety import check_secret_file, env_name, write_secret_file
-from carto_mcp.server.tools._args import Overwrite, SecretFile
+from carto_mcp.server.tools._args import Overwrite, ProfileArg, SecretFile
 
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 UrlList = Annotated[list[Annotated[str, Field(min_length=1, max_length=2048)]], Field(max_length=100)]
@@ -89,16 +89,17 @@ async def create_token(
         str, Field(max_length=128, description="Variable name used in secret_output_file.")
     ] = "CARTO_API_ACCESS_TOKEN",
     overwrite_secret: Overwrite = False,
+    profile: ProfileArg = None,
 ) -> TokenCreated:
     state = state_of(ctx)
-    with tool_errors(state, "create_token", kind="token", mutating=not dry_run) as note:
+    with tool_errors(state, "create_token", kind="token", mutating=not dry_run, profile=profile) as note:
         request = TokenCreate(grants=grants, apis=apis, referers=referers, name=name, expiration_date=expiration_date)
         if dry_run:
             return TokenCreated(status="dry_run", request=request.to_wire(), warnings=request.warnings)
         variable = env_name(secret_variable)
         if secret_output_file:
             check_secret_file(secret_output_file, [variable], overwrite=overwrite_secret)
-        api = state.require_api()
+        api = state.api_for(profile)
         token = await api.create_token(request.to_wire())
         note["id"] = token.id
         return deliver_token(token, request.warnings, secret_output_file, variable, overwrite_secret)
@@ -112,9 +113,10 @@ async def create_spa(
     logout_urls: Annotated[UrlList | None, Field(default=None, description=LOGOUT_URLS)] = None,
     web_origins: Annotated[UrlList | None, Field(default=None, description=WEB_ORIGINS)] = None,
     allowed_origins: Annotated[UrlList | None, Field(default=None, description=ALLOWED_ORIGINS)] = None,
+    profile: ProfileArg = None,
 ) -> ClientCreated:
     state = state_of(ctx)
-    with tool_errors(state, "create_spa", kind="spa", mutating=True) as note:
+    with tool_errors(state, "create_spa", kind="spa", mutating=True, profile=profile) as note:
         request = SpaCreate(
             title=title,
             login_uri=login_uri,
@@ -123,7 +125,7 @@ async def create_spa(
             web_origins=web_origins,
             allowed_origins=allowed_origins,
         )
-        client = await state.require_api().create_client(request.to_wire())
+        client = await state.api_for(profile).create_client(request.to_wire())
         note["id"] = client.client_id
         return ClientCreated(id=client.client_id, detail=ClientDetail.of(client, "spa"))
 
@@ -133,15 +135,16 @@ async def create_m2m(
     title: Title,
     secret_output_file: SecretFile = None,
     overwrite_secret: Overwrite = False,
+    profile: ProfileArg = None,
 ) -> ClientCreated:
     state = state_of(ctx)
-    with tool_errors(state, "create_m2m", kind="m2m", mutating=True) as note:
+    with tool_errors(state, "create_m2m", kind="m2m", mutating=True, profile=profile) as note:
         request = M2MCreate(title=title)
         names = ["CARTO_CLIENT_ID", "CARTO_CLIENT_SECRET"]
         if secret_output_file:
             check_secret_file(secret_output_file, names, overwrite=overwrite_secret)
         try:
-            client = await state.require_api().create_client(request.to_wire())
+            client = await state.api_for(profile).create_client(request.to_wire())
         except PermissionDenied as exc:
             raise PermissionDenied(
                 f"{exc} M2M OAuth clients need an Enterprise Large plan or above.",

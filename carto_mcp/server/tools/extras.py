@@ -71,7 +71,9 @@ async def approve_rotation(ctx: Context[Any, Any], id: str, keep_old: bool, prof
     caps = ctx.client_capabilities
     if keep_old or state.settings.yes or state.settings.stateless or caps is None or caps.elicitation is None:
         return None
-    with tool_errors(state, "rotate_token", kind="token", ident=id, mutating=True, audit_errors_only=True):
+    with tool_errors(
+        state, "rotate_token", kind="token", ident=id, mutating=True, audit_errors_only=True, profile=profile
+    ):
         api = state.api_for(profile)
         token = await api.get_token(await api.resolve_token(id))
     label = f"token {token.id}" + (f" ({token.name})" if token.name else "")
@@ -143,7 +145,7 @@ async def rotate_token(
     profile: ProfileArg = None,
 ) -> Rotated:
     state = state_of(ctx)
-    with tool_errors(state, "rotate_token", kind="token", ident=id, mutating=True) as note:
+    with tool_errors(state, "rotate_token", kind="token", ident=id, mutating=True, profile=profile) as note:
         api = state.api_for(profile)
         old = await api.get_token(await api.resolve_token(id))
         note["id"] = old.id

@@ -39,7 +39,7 @@ from carto_mcp.server.app import AppState, CartoMCP, state_of
 from carto_mcp.server.errors import tool_errors
 from carto_mcp.server.safety import Confirm as ConfirmForm
 from carto_mcp.server.safety import Operation, describe
-from carto_mcp.server.tools._args import Confirm, CredentialId, Kind
+from carto_mcp.server.tools._args import Confirm, CredentialId, Kind, ProfileArg
 from carto_mcp.server.tools.read import fetch_client
 
 UrlList = Annotated[list[Annotated[str, Field(min_length=1, max_length=2048)]], Field(max_length=100)]
@@ -132,7 +132,7 @@ def _can_elicit(ctx: Context[Any, Any], state: AppState) -> bool:
     return not state.settings.stateless and caps is not None and caps.elicitation is not None
 
 
-async def approve_revoke(ctx: Context[Any, Any], kind: str, id: str, confirm: str | None) -> Any:
+async def approve_revoke(ctx: Context[Any, Any], kind: str, id: str, confirm: str | None, profile: str | None) -> Any:
     """Resolver: elicit approval for a revoke when the client can ask its user."""
     state = state_of(ctx)
     if state.settings.yes:
@@ -141,8 +141,10 @@ async def approve_revoke(ctx: Context[Any, Any], kind: str, id: str, confirm: st
         return NotAsked(reason="code")
     if not _can_elicit(ctx, state):
         return NotAsked(reason="cannot_elicit")
-    with tool_errors(state, "revoke_credential", kind=kind, ident=id, mutating=True, audit_errors_only=True):
-        plan = await plan_revoke(state.require_api(), kind, id)
+    with tool_errors(
+        state, "revoke_credential", kind=kind, ident=id, mutating=True, audit_errors_only=True, profile=profile
+    ):
+        plan = await plan_revoke(state.api_for(profile), kind, id)
     return Elicit(describe(plan.kind, plan.id, plan.name, [], "Revoke"), ConfirmForm)
 
 
@@ -164,6 +166,7 @@ async def approve_update(
     logout_urls: list[str] | None,
     web_origins: list[str] | None,
     allowed_origins: list[str] | None,
+    profile: str | None,
 ) -> Any:
     """Resolver: elicit approval for an update that removes access, when the client can ask."""
     state = state_of(ctx)
@@ -172,8 +175,10 @@ async def approve_update(
     if confirm is not None:
         return NotAsked(reason="code")
     args = dict(locals())
-    with tool_errors(state, "update_credential", kind=kind, ident=id, mutating=True, audit_errors_only=True):
-        plan = await plan_update(state.require_api(), kind, id, args)
+    with tool_errors(
+        state, "update_credential", kind=kind, ident=id, mutating=True, audit_errors_only=True, profile=profile
+    ):
+        plan = await plan_update(state.api_for(profile), kind, id, args)
     if not plan.losses:
         return NotAsked(reason="harmless")
     if not _can_elicit(ctx, state):
@@ -240,13 +245,14 @@ async def revoke_credential(
     id: CredentialId,
     approval: Annotated[ElicitationResult[ConfirmForm], Resolve(approve_revoke)],
     confirm: Confirm = None,
+    profile: ProfileArg = None,
 ) -> Revoked:
     state = state_of(ctx)
-    with tool_errors(state, "revoke_credential", kind=kind, ident=id, mutating=True) as note:
-        api = state.require_api()
+    with tool_errors(state, "revoke_credential", kind=kind, ident=id, mutating=True, profile=profile) as note:
+        api = state.api_for(profile)
         plan = await plan_revoke(api, kind, id)
         note["id"] = plan.id
-        op = plan.operation("revoke_credential", state.profile_name)
+        op = plan.operation("revoke_credential", state.profile_label(profile))
         verdict = decide(approval, state, op, confirm)
         if verdict in ("declined", "cancelled"):
             note["outcome"] = verdict
@@ -312,14 +318,15 @@ async def update_credential(
     web_origins: Annotated[UrlList | None, Field(description=WEB_ORIGINS)] = None,
     allowed_origins: Annotated[UrlList | None, Field(description=ALLOWED_ORIGINS)] = None,
     confirm: Confirm = None,
+    profile: ProfileArg = None,
 ) -> Updated:
     state = state_of(ctx)
     args = {k: v for k, v in locals().items() if k not in ("ctx", "approval", "state", "kind", "id", "confirm")}
-    with tool_errors(state, "update_credential", kind=kind, ident=id, mutating=True) as note:
-        api = state.require_api()
+    with tool_errors(state, "update_credential", kind=kind, ident=id, mutating=True, profile=profile) as note:
+        api = state.api_for(profile)
         plan = await plan_update(api, kind, id, args)
         note["id"] = plan.id
-        op = plan.operation("update_credential", state.profile_name)
+        op = plan.operation("update_credential", state.profile_label(profile))
         verdict = decide(approval, state, op, confirm)
         base = {"kind": kind, "id": plan.id, "removes": plan.losses, "warnings": plan.warnings}
         if verdict in ("declined", "cancelled"):

@@ -22,7 +22,7 @@ from carto_mcp.models.results import utcnow
 from carto_mcp.models.rules import EXPIRY_PATTERN
 from carto_mcp.server.app import CartoMCP, state_of
 from carto_mcp.server.errors import tool_errors
-from carto_mcp.server.tools._args import CredentialId, Kind, ListKind
+from carto_mcp.server.tools._args import CredentialId, Kind, ListKind, ProfileArg
 
 PHASES: tuple[Literal["token", "spa", "m2m"], ...] = ("token", "spa", "m2m")
 KIND_PHASES = {
@@ -179,10 +179,11 @@ async def list_credentials(
     cursor: Annotated[
         str | None, Field(default=None, max_length=512, description="next_cursor from the previous page.")
     ] = None,
+    profile: ProfileArg = None,
 ) -> CredentialList:
     state = state_of(ctx)
-    with tool_errors(state, "list_credentials"):
-        api = state.require_api()
+    with tool_errors(state, "list_credentials", profile=profile):
+        api = state.api_for(profile)
         now = utcnow()
         before = parse_expiry(expiring_within, now=now) if expiring_within else None
         filters = Filters(text=text, expiring_before=before, expired=expired, now=now)
@@ -203,10 +204,12 @@ async def list_credentials(
         return CredentialList(rows=rows, count=len(rows), next_cursor=next_cursor)
 
 
-async def get_credential(ctx: Context[Any, Any], kind: Kind, id: CredentialId) -> CredentialDetail:
+async def get_credential(
+    ctx: Context[Any, Any], kind: Kind, id: CredentialId, profile: ProfileArg = None
+) -> CredentialDetail:
     state = state_of(ctx)
-    with tool_errors(state, "get_credential", kind=kind, ident=id):
-        api = state.require_api()
+    with tool_errors(state, "get_credential", kind=kind, ident=id, profile=profile):
+        api = state.api_for(profile)
         if kind == "token":
             token = await api.get_token(await api.resolve_token(id))
             return CredentialDetail(kind="token", id=token.id, token=TokenDetail.of(token))
