@@ -10,12 +10,33 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from carto_mcp.masking import mask
 from carto_mcp.models.wire import OAuthClient, Token
 
 Kind = Literal["token", "spa", "m2m"]
+
+
+def _flat_nullables(schema: dict[str, Any]) -> None:
+    """`anyOf: [{type: T}, {type: null}]` -> `type: [T, "null"]`: same meaning, validated much faster.
+
+    Every Python MCP client checks each result against the output schema with jsonschema, and
+    `anyOf` per field of every row dominates that cost for a 500-row page.
+    """
+    for prop in schema.get("properties", {}).values():
+        options = prop.get("anyOf")
+        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+            other = next(o for o in options if o != {"type": "null"})
+            if isinstance(other.get("type"), str):
+                del prop["anyOf"]
+                prop.update({**other, "type": [other["type"], "null"]})
+
+
+def _inline_rows(schema: dict[str, Any]) -> None:
+    """Rows are described inline rather than by `$ref`, which jsonschema resolves once per row."""
+    _flat_nullables(schema)
+    schema["properties"]["rows"]["items"] = Row.model_json_schema()
 
 
 class GrantView(BaseModel):
@@ -86,6 +107,8 @@ class ClientDetail(BaseModel):
 class Row(BaseModel):
     """One compact list row: a few dozen bytes, so 500 rows stay small."""
 
+    model_config = ConfigDict(json_schema_extra=_flat_nullables)
+
     kind: Kind
     id: str
     name: str | None = None
@@ -112,10 +135,24 @@ class Row(BaseModel):
 
 
 class CredentialList(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_inline_rows)
+
     rows: list[Row]
     count: int = Field(description="Rows in this page.")
     next_cursor: str | None = Field(default=None, description="Pass as cursor to get the next page; null at the end.")
     warnings: list[str] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.rows:
+            return "No credentials match." + (
+                " More may follow: pass next_cursor as cursor." if self.next_cursor else ""
+            )
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            counts[row.kind] = counts.get(row.kind, 0) + 1
+        parts = [_plural(n, "token" if k == "token" else f"{k} client") for k, n in counts.items()]
+        more = " More follow: pass next_cursor as cursor." if self.next_cursor else ""
+        return f"{_plural(len(self.rows), 'credential')}: {', '.join(parts)}.{more}"
 
 
 class TokenCreated(BaseModel):
@@ -130,6 +167,16 @@ class TokenCreated(BaseModel):
     request: dict[str, Any] | None = Field(default=None, description="dry_run only: the normalized request body.")
     warnings: list[str] = Field(default_factory=list)
 
+    def summary(self) -> str:
+        notes = f" {_plural(len(self.warnings), 'warning')}: see warnings." if self.warnings else ""
+        if self.status == "dry_run":
+            return f"Dry run: the request is valid and nothing was created.{notes}"
+        name = f" ({self.detail.name})" if self.detail and self.detail.name else ""
+        if self.secret_file:
+            where = f"written to {self.secret_file} as {', '.join(self.secret_variables)}"
+            return f"Created token {self.id}{name}; its value was {where}.{notes}"
+        return f"Created token {self.id}{name}. Its value is in `token`, shown only this once: store it now.{notes}"
+
 
 class ClientCreated(BaseModel):
     """A new OAuth client. For M2M, `client_secret` is shown once (null when written to a file)."""
@@ -141,6 +188,15 @@ class ClientCreated(BaseModel):
     secret_variables: list[str] = Field(default_factory=list)
     detail: ClientDetail
     warnings: list[str] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        title = f" ({self.detail.title})" if self.detail.title else ""
+        head = f"Created {self.detail.kind} client {self.id}{title}."
+        if self.secret_file:
+            return f"{head} Its id and secret were written to {self.secret_file} as {', '.join(self.secret_variables)}."
+        if self.client_secret:
+            return f"{head} The secret is in `client_secret`, shown only this once: store it now."
+        return head
 
 
 class Updated(BaseModel):
@@ -154,6 +210,12 @@ class Updated(BaseModel):
     message: str | None = None
     warnings: list[str] = Field(default_factory=list)
 
+    def summary(self) -> str:
+        if self.status == "updated":
+            removed = f" Removed: {'; '.join(self.removes)}." if self.removes else ""
+            return f"Updated {self.kind} {self.id}.{removed}"
+        return self.message or self.status
+
 
 class Revoked(BaseModel):
     status: Literal["revoked", "confirmation_required", "cancelled"]
@@ -163,6 +225,13 @@ class Revoked(BaseModel):
     confirmation_code: str | None = None
     expires_in_seconds: int | None = None
     message: str
+
+    def summary(self) -> str:
+        return self.message
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def utcnow() -> datetime:

@@ -27,6 +27,7 @@ from carto_mcp.models.oauth_clients import ALLOWED_ORIGINS, CALLBACKS, LOGIN_URI
 from carto_mcp.models.tokens import ApiList, Expiry, Referer, TokenName
 from carto_mcp.server.app import CartoMCP, state_of
 from carto_mcp.server.errors import tool_errors
+from carto_mcp.server.reply import summarized
 from carto_mcp.server.safety import check_secret_file, env_name, write_secret_file
 from carto_mcp.server.tools._args import Overwrite, ProfileArg, SecretFile
 
@@ -37,7 +38,7 @@ UrlList = Annotated[list[Annotated[str, Field(min_length=1, max_length=2048)]], 
 def register(server: CartoMCP, allowed: set[str]) -> None:
     if "create_token" in allowed:
         server.add_tool(
-            create_token,
+            summarized(create_token),
             title="Create an API Access Token",
             description=(
                 "Create a CARTO API Access Token scoped to (connection, source) grants, allowed APIs, referers "
@@ -50,7 +51,7 @@ def register(server: CartoMCP, allowed: set[str]) -> None:
         )
     if "create_spa" in allowed:
         server.add_tool(
-            create_spa,
+            summarized(create_spa),
             title="Create an SPA OAuth client",
             description=(
                 "Create a Single Page Application OAuth client for browser login flows. Example: "
@@ -61,7 +62,7 @@ def register(server: CartoMCP, allowed: set[str]) -> None:
         )
     if "create_m2m" in allowed:
         server.add_tool(
-            create_m2m,
+            summarized(create_m2m),
             title="Create an M2M OAuth client",
             description=(
                 "Create a Machine-to-Machine OAuth client for backend services. Returns the client id and the "

@@ -19,6 +19,7 @@ from carto_mcp.models.rules import format_expiry, parse_timestamp
 from carto_mcp.models.tokens import Expiry, TokenName
 from carto_mcp.server.app import CartoMCP, state_of
 from carto_mcp.server.errors import tool_errors
+from carto_mcp.server.reply import summarized
 from carto_mcp.server.safety import Confirm as ConfirmForm
 from carto_mcp.server.safety import check_secret_file, env_name
 from carto_mcp.server.tools._args import CredentialId, Overwrite, ProfileArg, SecretFile
@@ -37,6 +38,9 @@ class Rotated(BaseModel):
     )
     message: str
 
+    def summary(self) -> str:
+        return self.message
+
 
 class Identity(BaseModel):
     """Who the server acts as. Never holds a token."""
@@ -52,6 +56,12 @@ class Identity(BaseModel):
     user_email: str | None = None
     sandbox: bool = False
 
+    def summary(self) -> str:
+        org = f", organization {self.organization_name}" if self.organization_name else ""
+        user = f", user {self.user_email}" if self.user_email else ""
+        where = "the embedded SANDBOX (no CARTO account)" if self.sandbox else self.base_url
+        return f"Profile '{self.profile}' ({self.source}) on {where}{org}{user}."
+
 
 class ProfileRow(BaseModel):
     name: str
@@ -63,6 +73,11 @@ class ProfileRow(BaseModel):
 class Profiles(BaseModel):
     profiles: list[ProfileRow]
     switching_enabled: bool = Field(description="True when tools accept a `profile` argument (--profiles a,b).")
+
+    def summary(self) -> str:
+        names = ", ".join(p.name + (" (active)" if p.active else "") for p in self.profiles)
+        switch = "" if self.switching_enabled else " Switching is off: start the server with --profiles to allow it."
+        return f"Profiles: {names}.{switch}"
 
 
 async def approve_rotation(ctx: Context[Any, Any], id: str, keep_old: bool, profile: str | None) -> Any:
@@ -87,7 +102,7 @@ async def approve_rotation(ctx: Context[Any, Any], id: str, keep_old: bool, prof
 def register(server: CartoMCP, allowed: set[str]) -> None:
     if "rotate_token" in allowed:
         server.add_tool(
-            rotate_token,
+            summarized(rotate_token),
             title="Rotate an API Access Token",
             description=(
                 "Replace a token: create a new one with the same grants, APIs and referers (new name/expiry "
@@ -104,7 +119,7 @@ def register(server: CartoMCP, allowed: set[str]) -> None:
         )
     if "whoami" in allowed:
         server.add_tool(
-            whoami,
+            summarized(whoami),
             title="Who am I",
             description=(
                 "The active CARTO profile: organization, tenant, user email, base URL and where the credentials "
@@ -116,7 +131,7 @@ def register(server: CartoMCP, allowed: set[str]) -> None:
         )
     if "list_profiles" in allowed:
         server.add_tool(
-            list_profiles,
+            summarized(list_profiles),
             title="List profiles",
             description=(
                 "The CARTO profiles this server may use (the default one, plus those allowed with --profiles). "

@@ -37,6 +37,7 @@ from carto_mcp.models.oauth_clients import ALLOWED_ORIGINS, CALLBACKS, LOGIN_URI
 from carto_mcp.models.tokens import ApiList, Referer, TokenName
 from carto_mcp.server.app import AppState, CartoMCP, state_of
 from carto_mcp.server.errors import tool_errors
+from carto_mcp.server.reply import summarized
 from carto_mcp.server.safety import Confirm as ConfirmForm
 from carto_mcp.server.safety import Operation, describe
 from carto_mcp.server.tools._args import Confirm, CredentialId, Kind, ProfileArg
@@ -205,7 +206,7 @@ def decide(approval: ElicitationResult[Any], state: AppState, op: Operation, con
 def register(server: CartoMCP, allowed: set[str]) -> None:
     if "update_credential" in allowed:
         server.add_tool(
-            update_credential,
+            summarized(update_credential),
             title="Update a credential",
             description=(
                 "Change a token's name, grants (replace, or add_grants/remove_grants), APIs or referers, or an "
@@ -222,7 +223,7 @@ def register(server: CartoMCP, allowed: set[str]) -> None:
         )
     if "revoke_credential" in allowed:
         server.add_tool(
-            revoke_credential,
+            summarized(revoke_credential),
             title="Revoke a credential",
             description=(
                 "Delete a token or an OAuth client (M2M revoke is the same call). Immediate and unrecoverable: "

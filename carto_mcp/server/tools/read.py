@@ -22,6 +22,7 @@ from carto_mcp.models.results import utcnow
 from carto_mcp.models.rules import EXPIRY_PATTERN
 from carto_mcp.server.app import CartoMCP, state_of
 from carto_mcp.server.errors import tool_errors
+from carto_mcp.server.reply import summarized
 from carto_mcp.server.tools._args import CredentialId, Kind, ListKind, ProfileArg
 
 PHASES: tuple[Literal["token", "spa", "m2m"], ...] = ("token", "spa", "m2m")
@@ -42,6 +43,18 @@ class CredentialDetail(BaseModel):
     id: str
     token: TokenDetail | None = None
     client: ClientDetail | None = None
+
+    def summary(self) -> str:
+        if self.token is not None:
+            t = self.token
+            name = f" ({t.name})" if t.name else ""
+            expiry = (
+                "expired" if t.expired else (f"expires {t.expiration_date}" if t.expiration_date else "never expires")
+            )
+            return f"Token {t.id}{name}: APIs {', '.join(t.apis) or 'none'}, {len(t.grants)} grant(s), {expiry}."
+        c = self.client
+        assert c is not None
+        return f"{c.kind.upper()} client {c.id}" + (f" ({c.title})." if c.title else ".")
 
 
 @dataclass(frozen=True)
@@ -131,7 +144,7 @@ async def walk(
 def register(server: CartoMCP, allowed: set[str]) -> None:
     if "list_credentials" in allowed:
         server.add_tool(
-            list_credentials,
+            summarized(list_credentials, drop_none_in="rows"),
             title="List credentials",
             description=(
                 "List CARTO API Access Tokens and SPA/M2M OAuth clients as compact rows (secrets never shown). "
@@ -145,7 +158,7 @@ def register(server: CartoMCP, allowed: set[str]) -> None:
         )
     if "get_credential" in allowed:
         server.add_tool(
-            get_credential,
+            summarized(get_credential),
             title="Get a credential",
             description=(
                 "Full detail of one credential: a token's grants, APIs, referers and expiry, or an OAuth "
