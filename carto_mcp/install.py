@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carto_mcp._files import atomic_write, json_type
 from carto_mcp.masking import ELLIPSIS, mask, strip_bearer
 
 __all__ = [
@@ -290,7 +291,7 @@ def _load(path: Path, spec: ClientSpec) -> _Loaded:
         ) from None
     if not isinstance(data, dict):
         raise InstallError(
-            f"{path} must hold a JSON object at the top level, not {_json_type(data)}; it was left untouched."
+            f"{path} must hold a JSON object at the top level, not {json_type(data)}; it was left untouched."
         )
     servers = data.get(spec.servers_key)
     if servers is not None and not isinstance(servers, dict):
@@ -298,7 +299,7 @@ def _load(path: Path, spec: ClientSpec) -> _Loaded:
         where = f" (line {line}, column {col})" if line else ""
         raise InstallError(
             f"{spec.servers_key!r} in {path}{where} must be a JSON object mapping server names to entries, not "
-            f"{_json_type(servers)}; it was left untouched. Fix it, then run this command again."
+            f"{json_type(servers)}; it was left untouched. Fix it, then run this command again."
         )
     return _Loaded(raw, data, stat.S_IMODE(st.st_mode), _detect_indent(text))
 
@@ -322,40 +323,8 @@ def _detect_indent(text: str) -> str | int:
     return 2
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
 def _render(data: Mapping[str, Any], indent: str | int) -> str:
     return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
-
-
-def _atomic_write(path: Path, payload: bytes, mode: int) -> None:
-    import tempfile
-
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fh.fileno(), mode)
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _redact(line: str, secrets: tuple[str, ...]) -> str:
@@ -481,8 +450,8 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         backup: Path | None = None
         if loaded.raw is not None:
             backup = target.with_name(target.name + ".bak")
-            _atomic_write(backup, loaded.raw, loaded.mode if loaded.mode is not None else 0o600)
-        _atomic_write(target, new_text.encode("utf-8"), mode)
+            atomic_write(backup, loaded.raw, mode=loaded.mode if loaded.mode is not None else 0o600)
+        atomic_write(target, new_text.encode("utf-8"), mode=mode)
     except OSError as exc:
         raise InstallError(
             f"could not write {path}: {exc.strerror or type(exc).__name__}; the original is unchanged."

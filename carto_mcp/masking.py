@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from typing import Any
@@ -49,10 +50,12 @@ def jwt_payload(token: str) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
+@functools.lru_cache(maxsize=65536)
 def short_id(token: str) -> str:
     """A short stable id for a token: its JWT `jti`, else a hash prefix of the value.
 
-    The hash form is prefixed with `h_` so it can never collide with a `jti`.
+    The hash form is prefixed with `h_` so it can never collide with a `jti`. Memoized: a list
+    call names every token of the account, and the same tokens come back on every call.
     """
     payload = jwt_payload(token)
     jti = payload.get("jti") if payload else None

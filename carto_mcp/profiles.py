@@ -27,7 +27,6 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from carto_mcp._files import atomic_write, json_type
 from carto_mcp.api.errors import ProfileError
 from carto_mcp.contract import BASE_URL_TEMPLATE
 from carto_mcp.masking import jwt_payload, mask, strip_bearer
@@ -584,14 +584,12 @@ class ProfileResolver:
         entry = state.profiles[name]
         fix = f"run `carto auth login --profile {name}`"
         if not isinstance(entry, dict):
-            raise ProfileError(f"`profiles.{name}` in {path} must be a JSON object, not {_json_type(entry)}; {fix}")
+            raise ProfileError(f"`profiles.{name}` in {path} must be a JSON object, not {json_type(entry)}; {fix}")
         values: dict[str, str | None] = {}
         for key in PROFILE_FIELDS:
             value = entry.get(key)
             if value is not None and not isinstance(value, str):
-                raise ProfileError(
-                    f"`profiles.{name}.{key}` in {path} must be a string, not {_json_type(value)}; {fix}"
-                )
+                raise ProfileError(f"`profiles.{name}.{key}` in {path} must be a string, not {json_type(value)}; {fix}")
             values[key] = _clean(value)
         token = _clean_token(values["token"], f"`profiles.{name}.token` in {path}")
         tenant_id = values["tenant_id"]
@@ -621,12 +619,12 @@ class ProfileResolver:
             if not isinstance(profiles, dict):
                 raise ProfileError(
                     f"`profiles` in {path} must be a JSON object mapping names to profiles, "
-                    f"not {_json_type(profiles)}; {fix}"
+                    f"not {json_type(profiles)}; {fix}"
                 )
             current = data.get("current_profile")
             if current is not None and not isinstance(current, str):
                 raise ProfileError(
-                    f"`current_profile` in {path} must be a string (a profile name), not {_json_type(current)}; {fix}"
+                    f"`current_profile` in {path} must be a string (a profile name), not {json_type(current)}; {fix}"
                 )
             state = _CredentialsFile(path, _clean(current), profiles, False, ())
         elif any(key in data for key in PROFILE_FIELDS):
@@ -808,26 +806,12 @@ def _opt_str(data: Mapping[str, Any], key: str, path: Path) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ProfileError(f"`{key}` in {path} must be a string, not {_json_type(value)}; fix the file")
+        raise ProfileError(f"`{key}` in {path} must be a string, not {json_type(value)}; fix the file")
     return _clean(value)
 
 
 def _meta_kwargs(meta: Mapping[str, str | None]) -> dict[str, Any]:
     return {key: meta.get(key) for key in PROFILE_FIELDS[2:]}
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def _file_signature(path: Path) -> tuple[int, int] | None:
@@ -861,7 +845,7 @@ def _read_json_object(path: Path, what: str, fix: str) -> tuple[dict[str, Any], 
             f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}; {fix}"
         ) from None
     if not isinstance(data, dict):
-        raise ProfileError(f"{what} {path} must hold a JSON object at the top level, not {_json_type(data)}; {fix}")
+        raise ProfileError(f"{what} {path} must hold a JSON object at the top level, not {json_type(data)}; {fix}")
     return data, raw, st
 
 
@@ -922,29 +906,22 @@ def _migrate(
             None,
         )
     backup: tuple[Path, bool] | None = None
-    tmp: Path | None = None
     try:
         backup = _write_backup(path, raw)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        tmp = Path(tmp_name)
-        with os.fdopen(fd, "wb") as fh:
-            if hasattr(os, "fchmod"):
-                os.fchmod(fh.fileno(), 0o600)
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        current = path.stat()
-        if (current.st_mtime_ns, current.st_size) != (st.st_mtime_ns, st.st_size):
-            # Someone (e.g. `carto auth login`) wrote the file meanwhile: theirs wins.
-            raise _Raced()
-        os.replace(tmp, path)
-        tmp = None
+
+        def unchanged() -> None:
+            current = path.stat()
+            if (current.st_mtime_ns, current.st_size) != (st.st_mtime_ns, st.st_size):
+                # Someone (e.g. `carto auth login`) wrote the file meanwhile: theirs wins.
+                raise _Raced()
+
+        atomic_write(path, payload, mode=0o600, before_replace=unchanged)
         new_stat = path.stat()
     except _Raced:
-        _cleanup(tmp, backup)
+        _drop_new_backup(backup)
         return None, None
     except OSError as exc:
-        _cleanup(tmp, backup)
+        _drop_new_backup(backup)
         reason = exc.strerror or type(exc).__name__
         return (
             f"could not migrate {path} from the old single-profile format ({reason}); {in_memory}. "
@@ -959,8 +936,7 @@ class _Raced(Exception):
     """The file changed while it was being migrated."""
 
 
-def _cleanup(tmp: Path | None, backup: tuple[Path, bool] | None) -> None:
-    if tmp is not None:
-        tmp.unlink(missing_ok=True)
+def _drop_new_backup(backup: tuple[Path, bool] | None) -> None:
+    """A failed migration leaves nothing behind: the temporary file is gone, and so is a backup it made."""
     if backup is not None and backup[1]:
         backup[0].unlink(missing_ok=True)

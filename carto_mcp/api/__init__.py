@@ -6,8 +6,9 @@ and the models: start-up only pays for what it touches.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from carto_mcp._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from carto_mcp.api._http import RetryPolicy
@@ -65,13 +66,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module 'carto_mcp.api' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"carto_mcp.api.{_HOME.get(name, 'errors')}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {name: _HOME.get(name, "errors") for name in __all__})

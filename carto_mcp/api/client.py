@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import anyio
 import httpx2 as httpx
+from pydantic import TypeAdapter
 
 from carto_mcp import __version__, contract
 from carto_mcp.api import errors
@@ -37,6 +38,7 @@ ClientKind = Literal["spa", "m2m"]
 PageHook = Callable[[int, int | None], Awaitable[None]]
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0, pool=5.0)
+_TOKEN_LIST = TypeAdapter(list[Token])
 
 
 class ClientState(enum.Enum):
@@ -101,7 +103,7 @@ class CartoClient:
     async def token_pages(self, *, start_page: int = 1, on_page: PageHook | None = None) -> AsyncIterator[list[Token]]:
         """Yield the caller's tokens page by page (contract: A paging), indexing every id seen."""
         async for rows in self._pages(contract.TOKENS_PATH, {}, start_page, on_page, "token list"):
-            tokens = [self._parse_token(r, "token list") for r in rows]
+            tokens = self._parse_tokens(rows)
             self._index.add_all(tokens)
             yield tokens
 
@@ -255,6 +257,13 @@ class CartoClient:
             method=exc.method,
             url=exc.url,
         )
+
+    def _parse_tokens(self, rows: list[Any]) -> list[Token]:
+        """A whole page in one validation call (a 10,000-token walk parses 100 pages)."""
+        try:
+            return _TOKEN_LIST.validate_python(rows)
+        except ValueError:
+            return [self._parse_token(r, "token list") for r in rows]  # names the problem
 
     def _parse_token(self, body: Any, what: str) -> Token:
         try:

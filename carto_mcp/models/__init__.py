@@ -6,8 +6,9 @@ server needs none of them to answer `initialize` or `tools/list`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from carto_mcp._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from carto_mcp.models.oauth_clients import M2MCreate, OAuthClientUpdate, SpaCreate
@@ -86,13 +87,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module 'carto_mcp.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"carto_mcp.models.{_HOME[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _HOME)

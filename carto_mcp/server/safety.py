@@ -17,7 +17,6 @@ import hmac
 import json
 import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from carto_mcp._files import atomic_write
 from carto_mcp.api.errors import InputError
 from carto_mcp.server.settings import ALL_TOOLS, READ_TOOLS
 
@@ -210,15 +210,7 @@ def write_secret_file(path: str, values: Mapping[str, str], *, overwrite: bool =
     kept = [ln for ln in lines if not ("=" in ln and ln.split("=", 1)[0].strip() in values)]
     content = "\n".join([*kept, *(f"{k}={v}" for k, v in values.items())]) + "\n"
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".carto-mcp-", dir=target.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, content.encode("utf-8"), mode=0o600)
     os.chmod(target, 0o600)
     return target
 
