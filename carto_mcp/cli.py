@@ -65,6 +65,10 @@ def _add_profile_flags(p: argparse.ArgumentParser) -> None:
         "--client-secret-file", type=Path, help="file holding the M2M client secret (or CARTO_CLIENT_SECRET)"
     )
     g.add_argument(
+        "--auth-url",
+        help="M2M client-credentials token endpoint (env CARTO_MCP_AUTH_URL; default https://auth.carto.com/oauth/token)",
+    )
+    g.add_argument(
         "--sandbox", action="store_true", help="use the embedded sandbox API instead of CARTO (env CARTO_MCP_SANDBOX=1)"
     )
     g.add_argument(
@@ -225,6 +229,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         audit_log=audit,
         confirm_key=key.encode() if key else None,
         profiles=_csv(args.profiles or environ.get("CARTO_MCP_PROFILES")),
+        auth_url=args.auth_url or environ.get("CARTO_MCP_AUTH_URL") or None,
         stateless=getattr(args, "stateless", False),
         debug=args.debug,
     )

@@ -345,7 +345,7 @@ async def _probe(profile: Any, resolver: Any, environ: Mapping[str, str], sandbo
         )
         where = f"the embedded sandbox (db {db})"
     else:
-        settings = ServerSettings()  # `serve` passes no auth_url either: bearer_for uses the default
+        settings = ServerSettings(auth_url=environ.get("CARTO_MCP_AUTH_URL") or None)  # as `serve` reads it
         client = CartoClient(
             base_url=profile.base_url,
             auth=bearer_for(profile, resolver, settings),

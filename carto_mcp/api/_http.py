@@ -85,8 +85,25 @@ def read_json(response: httpx.Response, secrets: tuple[str, ...] = ()) -> Any:
         ) from None
 
 
+#: For a 401: where the rejected credentials came from, and what renews them.
+LOGIN_FIXES = {
+    "flag": ("--token", "pass a valid --token"),
+    "env": ("CARTO_API_TOKEN", "set a valid CARTO_API_TOKEN (or unset it to use your `carto auth login` profile)"),
+    "client_credentials": (
+        "the M2M client credentials",
+        "check CARTO_CLIENT_ID / CARTO_CLIENT_SECRET (or --client-id / --client-secret-file)",
+    ),
+    "legacy_file": ("~/.carto/config.json", "run `carto auth login` to replace the legacy config"),
+}
+
+
 def raise_for_status(
-    response: httpx.Response, *, profile: str, secrets: tuple[str, ...] = (), what: str = "request"
+    response: httpx.Response,
+    *,
+    profile: str,
+    secrets: tuple[str, ...] = (),
+    what: str = "request",
+    source: str | None = None,
 ) -> None:
     """Turn an error status into the most specific carto error, in words a person can act on."""
     status = response.status_code
@@ -110,9 +127,12 @@ def raise_for_status(
         "request_id": response.headers.get("x-request-id"),
     }
     if status == 401:
+        origin, fix = LOGIN_FIXES.get(
+            source or "", ("~/.carto_credentials.json", f"run `carto auth login --profile {profile}`")
+        )
         raise errors.AuthError(
-            f"CARTO rejected the login of profile '{profile}' ({reason}{detail}) at {where}. "
-            f"Run `carto auth login --profile {profile}` (or set a valid CARTO_API_TOKEN), then retry.",
+            f"CARTO rejected the login of profile '{profile}' (credentials from {origin}; {reason}{detail}) at "
+            f"{where}. To fix it, {fix}, then retry. `carto-mcp doctor` shows which credentials are used.",
             **kw,
         )
     if status == 403:

@@ -343,7 +343,7 @@ class CartoClient:
             if status == 404 and method == "DELETE" and attempt > 1:
                 # An earlier attempt may have deleted it and lost the answer: gone is what was asked.
                 return None
-            raise_for_status(response, profile=self.profile_name, secrets=hidden, what=what)
+            raise_for_status(response, profile=self.profile_name, secrets=hidden, what=what, source=self.auth.source)
             return read_json(response, hidden)
 
     def _retry_wait(self, attempt: int, deadline: float, after: float | None) -> float | None:

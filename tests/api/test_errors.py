@@ -33,10 +33,12 @@ Handler = Callable[[httpx2.Request], httpx2.Response]
 NGINX_502 = "<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center></body></html>"
 
 
-def make_client(handler: Handler, *, attempts: int = 1, profile: str = "work") -> CartoClient:
+def make_client(
+    handler: Handler, *, attempts: int = 1, profile: str = "work", source: str = "credentials_file"
+) -> CartoClient:
     return CartoClient(
         base_url=BASE_URL,
-        auth=StaticBearer(LOGIN, profile_name=profile),
+        auth=StaticBearer(LOGIN, profile_name=profile, source=source),
         transport=httpx2.MockTransport(handler),
         retry=RetryPolicy(attempts=attempts, backoff=0.001, max_backoff=0.001),
     )
@@ -58,8 +60,8 @@ def assert_safe(exc: BaseException) -> None:
     assert LOGIN not in text
 
 
-async def get_token_error(handler: Handler, *, attempts: int = 1) -> CartoError:
-    async with make_client(handler, attempts=attempts) as api:
+async def get_token_error(handler: Handler, *, attempts: int = 1, source: str = "credentials_file") -> CartoError:
+    async with make_client(handler, attempts=attempts, source=source) as api:
         with pytest.raises(CartoError) as caught:
             await api.get_token(TOKEN)
     assert_safe(caught.value)
@@ -78,6 +80,22 @@ async def test_401_is_auth_error_naming_the_profile_and_carto_auth_login() -> No
     assert "'work'" in str(exc)
     assert "carto auth login --profile work" in str(exc)
     assert "Token not defined" in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("source", "named", "fix"),
+    [
+        ("env", "CARTO_API_TOKEN", "set a valid CARTO_API_TOKEN"),
+        ("flag", "--token", "pass a valid --token"),
+        ("client_credentials", "the M2M client credentials", "CARTO_CLIENT_ID / CARTO_CLIENT_SECRET"),
+        ("credentials_file", "~/.carto_credentials.json", "carto auth login --profile work"),
+    ],
+)
+async def test_401_names_the_credential_source_and_its_fix(source: str, named: str, fix: str) -> None:
+    """A 401 says which credential source was rejected and how to renew that one."""
+    exc = await get_token_error(answer(401, {"error": "Token not defined", "status": 401}), source=source)
+    assert type(exc) is AuthError
+    assert f"credentials from {named}" in str(exc) and fix in str(exc)
 
 
 async def test_403_is_permission_denied() -> None:

@@ -1,0 +1,162 @@
+"""Faults between the server and CARTO, seen through the MCP layer.
+
+Each fault ends as a clear tool error or a successful retry, the server keeps answering, and
+no create is ever sent twice (the sandbox counts every request).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client
+
+from carto_mcp.profiles import ProfileInputs
+from carto_mcp.sandbox import running_sandbox
+from carto_mcp.sandbox.server import RunningSandbox
+from carto_mcp.server.app import build_server
+from carto_mcp.server.settings import ServerSettings
+
+pytestmark = pytest.mark.anyio
+
+BEARER = "fault-test-bearer-000111"
+CREATE = "POST /v3/tokens"
+LIST = "GET /v3/tokens"
+MAPS = {"grants": [{"connection": "carto_dw", "source": "carto.shared.demo_table"}], "apis": ["maps"]}
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
+    with running_sandbox(tmp_path / "faults.db", faults=True) as sb:
+        yield sb
+
+
+class Admin:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def fault(self, **fault: Any) -> None:
+        httpx2.post(f"{self.url}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+    def count(self, key: str) -> int:
+        counts: dict[str, int] = httpx2.get(f"{self.url}/_sandbox/requests", timeout=5).json()
+        return counts.get(key, 0)
+
+    def reset(self) -> None:
+        httpx2.delete(f"{self.url}/_sandbox/requests", timeout=5).raise_for_status()
+
+
+def server_for(sandbox: RunningSandbox, **settings: Any) -> Any:
+    return build_server(ServerSettings(profile=ProfileInputs(token=BEARER, base_url=sandbox.url), **settings))
+
+
+def text_of(result: Any) -> str:
+    return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+async def still_answers(client: Client) -> None:
+    after = await client.call_tool("list_credentials", {"limit": 1})
+    assert not after.is_error, text_of(after)
+
+
+async def test_a_503_on_a_read_is_retried_and_the_call_succeeds(sandbox: RunningSandbox) -> None:
+    """GET is idempotent: one 503 is retried and list_credentials answers normally."""
+    admin = Admin(sandbox.url)
+    async with Client(server_for(sandbox)) as client:
+        await client.call_tool("create_token", MAPS)
+        admin.reset()
+        admin.fault(mode="status", status=503, times=1, method="GET", path_prefix="/v3/tokens")
+        listed = await client.call_tool("list_credentials", {"kind": "token"})
+    assert not listed.is_error and listed.structured_content is not None
+    assert listed.structured_content["count"] == 1
+    assert admin.count(LIST) == 2
+
+
+async def test_a_429_with_retry_after_on_a_read_is_honoured(sandbox: RunningSandbox) -> None:
+    """A rate-limited GET waits for Retry-After, then succeeds."""
+    admin = Admin(sandbox.url)
+    async with Client(server_for(sandbox)) as client:
+        admin.fault(mode="status", status=429, times=1, method="GET", path_prefix="/v3/tokens", retry_after=1)
+        listed = await client.call_tool("list_credentials", {"kind": "token"})
+    assert not listed.is_error
+    assert admin.count(LIST) == 2
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+async def test_a_failed_create_is_sent_once_and_reported(sandbox: RunningSandbox, status: int) -> None:
+    """POST is never retried: the error says what happened, exactly one create reached CARTO, nothing exists."""
+    admin = Admin(sandbox.url)
+    async with Client(server_for(sandbox)) as client:
+        admin.fault(mode="status", status=status, times=1, method="POST", path_prefix="/v3/tokens")
+        failed = await client.call_tool("create_token", MAPS)
+        listed = await client.call_tool("list_credentials", {"kind": "token"})
+    assert failed.is_error
+    assert str(status) in text_of(failed) and "Traceback" not in text_of(failed)
+    assert admin.count(CREATE) == 1
+    assert listed.structured_content is not None and listed.structured_content["count"] == 0
+
+
+async def test_a_create_whose_answer_is_lost_says_it_may_exist(sandbox: RunningSandbox) -> None:
+    """A dropped connection after the create was sent: 'may have been created — check list_credentials', one POST."""
+    admin = Admin(sandbox.url)
+    async with Client(server_for(sandbox)) as client:
+        admin.fault(mode="drop", times=1, method="POST", path_prefix="/v3/tokens")
+        failed = await client.call_tool("create_token", MAPS)
+        await still_answers(client)
+    assert failed.is_error
+    assert "may have been created" in text_of(failed) and "list_credentials" in text_of(failed)
+    assert admin.count(CREATE) == 1
+
+
+async def test_a_proxy_html_page_ends_as_a_clear_error(sandbox: RunningSandbox) -> None:
+    """An HTML 502 on every retry becomes an error naming the non-JSON reply, not a parse traceback."""
+    admin = Admin(sandbox.url)
+    async with Client(server_for(sandbox)) as client:
+        admin.fault(mode="html", status=502, times=10, method="GET", path_prefix="/v3/tokens")
+        failed = await client.call_tool("list_credentials", {})
+        httpx2.delete(f"{sandbox.url}/_sandbox/faults", timeout=5).raise_for_status()
+        await still_answers(client)
+    assert failed.is_error
+    assert "not JSON" in text_of(failed) and "502" in text_of(failed)
+
+
+async def test_an_unreachable_api_is_a_tool_error_and_the_server_keeps_answering() -> None:
+    """Connection refused at every call: a clear 'could not reach' error each time, never a crash."""
+
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    settings = ServerSettings(profile=ProfileInputs(token=BEARER, base_url="https://gcp-us-east1.api.carto.test"))
+    async with Client(build_server(settings, transport=httpx2.MockTransport(refuse))) as client:
+        for _ in range(2):
+            failed = await client.call_tool("list_credentials", {})
+            assert failed.is_error and "Could not reach CARTO" in text_of(failed)
+        whoami = await client.call_tool("whoami", {})
+    assert not whoami.is_error
+
+
+async def test_headless_m2m_credentials_exchange_once_and_work(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """CARTO_CLIENT_ID/CARTO_CLIENT_SECRET: one exchange serves many calls; the secret leaks nowhere."""
+    async with Client(server_for(sandbox, yes=True)) as admin_client:
+        made = await admin_client.call_tool("create_m2m", {"title": "automation"})
+    assert made.structured_content is not None
+    client_id, secret = made.structured_content["id"], made.structured_content["client_secret"]
+    admin = Admin(sandbox.url)
+    admin.reset()
+    environ = {"CARTO_CLIENT_ID": client_id, "CARTO_CLIENT_SECRET": secret, "CARTO_MCP_BASE_URL": sandbox.url}
+    settings = ServerSettings(
+        auth_url=f"{sandbox.url}/oauth/token", credentials_path=tmp_path / "none.json", legacy_path=tmp_path / "x.json"
+    )
+    async with Client(build_server(settings, environ=environ)) as client:
+        me = await client.call_tool("whoami", {})
+        results = [await client.call_tool("list_credentials", {}) for _ in range(3)]
+        created = await client.call_tool("create_token", MAPS)
+    assert me.structured_content is not None and me.structured_content["source"] == "client_credentials"
+    assert all(not r.is_error for r in results) and not created.is_error
+    assert admin.count("POST /oauth/token") == 1
+    seen = json.dumps([r.model_dump(mode="json") for r in [me, *results]])
+    assert secret not in seen
