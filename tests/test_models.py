@@ -234,6 +234,14 @@ class TestTokenUpdate:
         with pytest.raises(ValueError, match="has no grant"):
             TokenUpdate(remove_grants=[Grant(**grant("q.r.s"))]).apply(before)
 
+    def test_an_odd_existing_grant_does_not_block_an_unrelated_change(self) -> None:
+        """A grant CARTO accepted earlier is carried as is: renaming the token sends only the name."""
+        legacy = Grant.model_construct(connection="carto_dw", source="Legacy View", kind="table")
+        before = TokenState.of(name="old", grants=[legacy], apis=["maps"], referers=[])
+        after = TokenUpdate(name="renamed").apply(before)
+        assert after.patch_body(before) == {"name": "renamed"}
+        assert after.warnings() == []
+
     def test_merged_token_is_rechecked_against_the_api_rules(self) -> None:
         """Removing the last grant of a maps token is refused like a create would be."""
         before = TokenState(grants=[Grant(**grant("*"))], apis=["maps"])

@@ -236,7 +236,7 @@ class TokenUpdate(BaseModel):
                 conn, src = sorted(missing)[0]
                 raise ValueError(f"remove_grants: the token has no grant ({conn!r}, {src[:60]!r})")
             grants = [g for g in grants if g.key() not in drop]
-        return TokenState(
+        return TokenState.of(
             name=self.name if self.name is not None else current.name,
             grants=grants,
             apis=list(self.apis) if self.apis is not None else list(current.apis),
@@ -251,6 +251,12 @@ class TokenState(BaseModel):
     grants: list[Grant] = Field(default_factory=list)
     apis: list[str] = Field(default_factory=list)
     referers: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, *, name: str | None, grants: list[Grant], apis: list[str], referers: list[str]) -> TokenState:
+        """Built without re-validating: new grants were validated on the way in, and existing ones were
+        accepted by CARTO already — an odd legacy grant must not block an unrelated change like a rename."""
+        return cls.model_construct(name=name, grants=grants, apis=apis, referers=referers)
 
     def warnings(self) -> list[str]:
         """Re-check the cross-field rules on the merged token; raises when they now fail."""

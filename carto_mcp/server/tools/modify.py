@@ -64,7 +64,6 @@ class Plan:
     body: dict[str, Any] = field(default_factory=dict)
     losses: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    before: TokenState | None = None
 
     def operation(self, tool: str, profile: str) -> Operation:
         """What a confirmation code for this plan is bound to; a revoke has no change body."""
@@ -100,18 +99,17 @@ async def plan_update(api: CartoClient, kind: str, ident: str, args: dict[str, A
         change = TokenUpdate(**token_args)
         value = await api.resolve_token(ident)
         token = await api.get_token(value)
-        before = TokenState(
+        before = TokenState.of(
             name=token.name,
             grants=[
-                Grant.model_validate({"connection": g.connection_name, "source": g.source, "kind": g.kind})
-                for g in token.grants
+                Grant.model_construct(connection=g.connection_name, source=g.source, kind=g.kind) for g in token.grants
             ],
             apis=token.allowed_apis,
             referers=token.referers,
         )
         after = change.apply(before)
         warnings = after.warnings()
-        return Plan(kind, token.id, token.name, value, after.patch_body(before), before.losses(after), warnings, before)
+        return Plan(kind, token.id, token.name, value, after.patch_body(before), before.losses(after), warnings)
     stray = sorted(k for k, v in token_args.items() if v is not None)
     if stray:
         raise ValueError(f"{', '.join(stray)} apply to tokens, not {kind} clients")
