@@ -265,6 +265,13 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = settings_from_args(args, environ)
     server = build_server(settings)
     if args.transport == "stdio":
+        if sys.stdin.isatty():
+            print(
+                "carto-mcp: serving MCP on stdin/stdout, which is what an MCP host (Claude Desktop, Cursor, ...) "
+                "launches.\nTo try a tool by hand instead: carto-mcp call list_credentials --sandbox. "
+                "Ctrl-C stops this server.",
+                file=sys.stderr,
+            )
         server.run("stdio")
         return 0
     import anyio
