@@ -16,6 +16,7 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
@@ -190,6 +191,24 @@ async def test_stateless_streamable_http_round_trips_with_codes(tmp_path: Path) 
         with anyio.fail_after(TIMEOUT * 2):
             async with Client(server.url, mode="legacy", read_timeout_seconds=TIMEOUT) as client:
                 await round_trip(client)
+
+
+async def test_sse_lists_tools_and_round_trips(tmp_path: Path) -> None:
+    """`serve --transport sse` (older clients): an SSE client lists the tools and completes a round trip."""
+    with http_server(tmp_path, "--transport", "sse") as server:
+        with anyio.fail_after(TIMEOUT * 2):
+            async with Client(sse_client(f"{server.base}/sse"), mode="legacy", read_timeout_seconds=TIMEOUT) as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert {"list_credentials", "create_token", "revoke_credential"} <= names
+                await round_trip(client)
+
+
+async def test_sse_refuses_a_foreign_origin(tmp_path: Path) -> None:
+    """The SSE endpoint has the same DNS-rebinding protection: a foreign Origin gets 403."""
+    with http_server(tmp_path, "--transport", "sse") as server:
+        async with httpx2.AsyncClient(timeout=TIMEOUT) as http:
+            evil = await http.get(f"{server.base}/sse", headers={"Origin": "http://evil.example"})
+    assert evil.status_code == 403
 
 
 async def test_a_foreign_origin_is_refused_with_403(tmp_path: Path) -> None:
