@@ -1,0 +1,107 @@
+"""The `carto-mcp` command as a person runs it: sandbox, version, tools, call and serve --help."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2
+
+from carto_mcp import __version__
+from carto_mcp.server.settings import ALL_TOOLS
+
+TIMEOUT = 30
+
+
+def carto_mcp(*args: str) -> list[str]:
+    return [sys.executable, "-m", "carto_mcp", *args]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_sandbox_command_serves_the_tokens_api_over_loopback(tmp_path: Path) -> None:
+    """`carto-mcp sandbox --port N` prints its URL, and `GET /v3/tokens` with any bearer answers the list shape."""
+    port = free_port()
+    process = subprocess.Popen(
+        carto_mcp("sandbox", "--port", str(port), "--db", str(tmp_path / "sb.db")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith(f"CARTO sandbox API on http://127.0.0.1:{port}")
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                response = httpx2.get(
+                    f"http://127.0.0.1:{port}/v3/tokens", headers={"Authorization": "Bearer x"}, timeout=2
+                )
+                break
+            except httpx2.TransportError:
+                assert time.monotonic() < deadline, "sandbox did not answer"
+                time.sleep(0.1)
+        anonymous = httpx2.get(f"http://127.0.0.1:{port}/v3/tokens", timeout=2)
+    finally:
+        process.terminate()
+        process.wait(timeout=TIMEOUT)
+    assert response.status_code == 200 and response.json() == {"data": [], "total": 0}
+    assert anonymous.status_code == 401 and anonymous.json() == {"error": "Token not defined", "status": 401}
+
+
+def test_version_prints_the_package_version() -> None:
+    """`carto-mcp --version`."""
+    done = subprocess.run(carto_mcp("--version"), capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0 and done.stdout.strip() == f"carto-mcp {__version__}"
+
+
+def test_tools_lists_every_tool_with_its_arguments() -> None:
+    """`carto-mcp tools` reads as a person's reference: each tool, then its arguments with kinds."""
+    done = subprocess.run(carto_mcp("tools"), capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0
+    for name in ALL_TOOLS:
+        assert f"\n{name} — " in f"\n{done.stdout}"
+    assert "apis (list of sql|maps|imports|lds, required)" in done.stdout
+
+
+def test_call_refuses_arguments_that_are_not_a_json_object() -> None:
+    """Bad JSON or a non-object exits 2 with a message saying what to pass; no traceback."""
+    bad = subprocess.run(
+        carto_mcp("call", "list_credentials", "{kind: token}", "--sandbox", "--throwaway"),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    listed = subprocess.run(
+        carto_mcp("call", "list_credentials", "[1]", "--sandbox", "--throwaway"),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert bad.returncode == 2 and "not JSON" in bad.stderr and "Traceback" not in bad.stderr
+    assert listed.returncode == 2 and "JSON object" in listed.stderr
+
+
+def test_serve_help_teaches_the_flags_and_their_environment_variables() -> None:
+    """`serve --help` shows each policy flag with the environment variable desktop configs can set instead."""
+    done = subprocess.run(carto_mcp("serve", "--help"), capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0
+    for text in (
+        "CARTO_MCP_READ_ONLY",
+        "CARTO_MCP_TOOLS",
+        "CARTO_MCP_YES",
+        "CARTO_MCP_AUDIT_LOG",
+        "CARTO_MCP_AUTH_TOKEN",
+        "--profiles",
+        "examples:",
+    ):
+        assert text in done.stdout
