@@ -23,10 +23,10 @@ from carto_mcp import cli, install, profiles
 from carto_mcp.server.app import build_server
 from carto_mcp.server.settings import ServerSettings
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
-    tomllib = pytest.importorskip("tomli")
+else:  # Python 3.10: the same parser as a package, installed by the `test` extra
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
