@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx2
+from _procs import free_port, stop
 
 from carto_mcp import __version__
 from carto_mcp.server.settings import ALL_TOOLS
@@ -18,12 +18,6 @@ TIMEOUT = 30
 
 def carto_mcp(*args: str) -> list[str]:
     return [sys.executable, "-m", "carto_mcp", *args]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_sandbox_command_serves_the_tokens_api_over_loopback(tmp_path: Path) -> None:
@@ -52,8 +46,7 @@ def test_sandbox_command_serves_the_tokens_api_over_loopback(tmp_path: Path) -> 
                 time.sleep(0.1)
         anonymous = httpx2.get(f"http://127.0.0.1:{port}/v3/tokens", timeout=2)
     finally:
-        process.terminate()
-        process.wait(timeout=TIMEOUT)
+        stop(process)
     assert response.status_code == 200 and response.json() == {"data": [], "total": 0}
     assert anonymous.status_code == 401 and anonymous.json() == {"error": "Token not defined", "status": 401}
 

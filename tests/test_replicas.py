@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from _procs import free_port, stop
 
 from carto_mcp.sandbox import running_sandbox
 from carto_mcp.sandbox.server import RunningSandbox
@@ -44,12 +44,6 @@ HEADERS = {
     "MCP-Protocol-Version": "2025-06-18",
 }
 GRANT = {"connection": "carto_dw", "source": "carto.shared.demo_table"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -124,16 +118,6 @@ def _wait_healthy(replicas: list[Replica]) -> None:
             time.sleep(0.1)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A loopback sandbox and three replicas (A, B: same key; C: another key), always stopped."""
@@ -147,7 +131,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             yield Cluster(sandbox, *replicas)
         finally:
             for replica in replicas:
-                _stop(replica.process)
+                stop(replica.process)
 
 
 async def call(replica: Replica, tool: str, arguments: dict[str, Any]) -> tuple[bool, dict[str, Any], str]:
