@@ -32,7 +32,6 @@ from carto_mcp.sandbox.server import RunningSandbox
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 START_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
 CALL_TIMEOUT = 30.0
 KEY = "replica-shared-confirm-key-for-tests"
 OTHER_KEY = "another-replica-key-for-tests"

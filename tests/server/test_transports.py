@@ -27,7 +27,6 @@ from .conftest import TIMEOUT, error_text, grant, ok
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 AUTH = "mcp-endpoint-secret-0042"
 INITIALIZE = {
     "jsonrpc": "2.0",
