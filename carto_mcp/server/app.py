@@ -58,9 +58,6 @@ class AppState:
         profile = self.connections.get_default().profile
         return profile.name if profile else "(none)"
 
-    def require_api(self) -> CartoClient:
-        return self.api_for(None)
-
     def api_for(self, name: str | None) -> CartoClient:
         """The client for a profile the server allows (None = the server's own profile)."""
         return require(self.connections.get(name))[0]

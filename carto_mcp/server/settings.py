@@ -24,7 +24,6 @@ ALL_TOOLS = (
     "list_profiles",
 )
 READ_TOOLS = ("list_credentials", "get_credential", "whoami", "list_profiles")
-WRITE_TOOLS = tuple(t for t in ALL_TOOLS if t not in READ_TOOLS)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
@@ -248,7 +248,3 @@ async def fetch_client(api: CartoClient, kind: Literal["spa", "m2m"], client_id:
             f"kind: client '{client_id}' is an {client.app_type} client, not {kind}; pass kind '{client.app_type}'."
         )
     return client
-
-
-def expiry_window(days: int) -> timedelta:
-    return timedelta(days=days)
