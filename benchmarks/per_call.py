@@ -6,6 +6,11 @@ tokens): carto-mcp over stdio (`serve --base-url URL --token x`), the floor serv
 the JSON as is; it separates what the SDK costs from what carto-mcp adds), and httpx2 directly.
 Each arm's sandbox request count per call is checked to be the same.
 
+Two reference arms measure what the SDK costs when the tool does nothing at all (`ping`, no
+HTTP): benchmarks/floor_server.py over stdio, and the same MCPServer driven in this process
+through the SDK's in-memory transport (no pipes, no second process). Neither involves
+carto-mcp; they show how much of the ≤ 1 ms budget the SDK's own round trip already takes.
+
 Next to wall time, two attributions per call: the stdio server process's CPU time (from /proc,
 summed over all calls of an op, so clock-tick rounding averages out) and the time the SDK
 *client* spends re-validating `structuredContent` against the tool's output schema
@@ -66,6 +71,20 @@ def _server_pid(marker: str, known: set[int]) -> int | None:
     return None
 
 
+def _noop_server() -> Any:
+    """floor_server.py's MCPServer, built here at WARNING: importing that module would log at INFO."""
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer("floor", log_level="WARNING")
+
+    @server.tool()
+    def ping() -> str:
+        """Answer pong."""
+        return "pong"
+
+    return server
+
+
 async def measure(url: str, tokens: list[str], repeats: int, warmup: int, workdir: Path) -> dict[str, Any]:
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters
@@ -79,6 +98,8 @@ async def measure(url: str, tokens: list[str], repeats: int, warmup: int, workdi
     floor_params = StdioServerParameters(
         command=PYTHON, args=[str(HERE / "floor_http_server.py"), "--base-url", url, "--token", "x"], env=env
     )
+    noop_params = StdioServerParameters(command=PYTHON, args=[str(HERE / "floor_server.py")], env=env)
+    noop_server = _noop_server()
     target_token = tokens[len(tokens) // 2]
     target_id = short_id(target_token)
 
@@ -86,6 +107,8 @@ async def measure(url: str, tokens: list[str], repeats: int, warmup: int, workdi
         async with (
             Client(carto_params, mode="legacy", read_timeout_seconds=TIMEOUT) as carto,
             Client(floor_params, mode="legacy", read_timeout_seconds=TIMEOUT) as floor,
+            Client(noop_params, mode="legacy", read_timeout_seconds=TIMEOUT) as noop_stdio,
+            Client(noop_server, mode="legacy", read_timeout_seconds=TIMEOUT) as noop_inmem,
             httpx2.AsyncClient(
                 base_url=url, headers={"Authorization": "Bearer x", "Accept": "application/json"}, timeout=TIMEOUT
             ) as direct,
@@ -113,12 +136,15 @@ async def measure(url: str, tokens: list[str], repeats: int, warmup: int, workdi
                 "list/carto": lambda: carto.call_tool("list_credentials", {"limit": 50}),
                 "list/floor": lambda: floor.call_tool("list_credentials", {"limit": 50}),
                 "list/direct": direct_list,
+                "noop/stdio": lambda: noop_stdio.call_tool("ping", {}),
+                "noop/inmem": lambda: noop_inmem.call_tool("ping", {}),
             }
-            pids = {
+            arm_pids = {
                 "carto": _server_pid("carto_mcp serve", set()),
                 "floor": _server_pid("floor_http_server.py", set()),
-                "direct": None,
+                "stdio": _server_pid("floor_server.py", set()),
             }
+            pids = {name: arm_pids.get(name.split("/")[1]) for name in ops}
             # Warm-up also fills carto-mcp's id index (the first get by short id walks the list once).
             sizes: dict[str, int] = {}
             for _ in range(warmup):
@@ -140,7 +166,7 @@ async def measure(url: str, tokens: list[str], repeats: int, warmup: int, workdi
             for i in range(repeats):
                 shift = i % len(names)
                 for name in names[shift:] + names[:shift]:
-                    pid = pids[name.split("/")[1]]
+                    pid = pids[name]
                     cpu_before = cpu_seconds(pid) if pid else None
                     with ValidationClock() as clock:
                         started = time.perf_counter()
@@ -157,7 +183,7 @@ async def measure(url: str, tokens: list[str], repeats: int, warmup: int, workdi
         "samples": samples,
         "requests_per_call": requests_per_call,
         "result_bytes": sizes,
-        "server_cpu_ms": {n: v * 1000 / repeats for n, v in server_cpu.items() if pids[n.split("/")[1]]},
+        "server_cpu_ms": {n: v * 1000 / repeats for n, v in server_cpu.items() if pids[n]},
         "client_validation_ms": {n: v * 1000 / repeats for n, v in validation.items() if not n.endswith("direct")},
     }
 
@@ -217,6 +243,11 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
     rows = []
     targets = []
     added: dict[str, dict[str, float]] = {}
+    noop = {arm: stats[f"noop/{arm}"]["median"] for arm in ("stdio", "inmem")}
+    noop_note = (
+        f"; an SDK round trip to a tool that does nothing takes {noop['stdio']:.2f} ms over stdio "
+        f"and {noop['inmem']:.2f} ms in-process"
+    )
     for op in ("get", "list"):
         direct = stats[f"{op}/direct"]["median"]
         floor = stats[f"{op}/floor"]["median"]
@@ -260,8 +291,23 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
                 "ms",
                 note=f"SDK floor alone adds {floor - direct:.2f} ms; carto over floor {carto - floor:.2f} ms, of which "
                 f"server CPU {added[op]['server_cpu_carto_minus_floor_ms']:.2f} and client schema check "
-                f"{added[op]['client_validation_carto_minus_floor_ms']:.2f}",
+                f"{added[op]['client_validation_carto_minus_floor_ms']:.2f}" + noop_note,
             )
+        )
+    for arm in ("stdio", "inmem"):
+        s = stats[f"noop/{arm}"]
+        rows.append(
+            [
+                f"no-op / SDK {arm}",
+                s["median"],
+                s["q1"],
+                s["q3"],
+                None,
+                measured["server_cpu_ms"].get(f"noop/{arm}"),
+                measured["client_validation_ms"].get(f"noop/{arm}"),
+                0,
+                measured["result_bytes"].get(f"noop/{arm}"),
+            ]
         )
     same = all(
         measured["requests_per_call"][f"{op}/carto"] == measured["requests_per_call"][f"{op}/direct"]
@@ -273,6 +319,7 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
         "params": {"repeats": repeats, "warmup": warmup, "tokens": TOKENS, "list_limit": 50},
         "arms_ms": stats,
         "added_ms": added,
+        "sdk_noop_round_trip_ms": noop,
         "requests_per_call": measured["requests_per_call"],
         "result_bytes": measured["result_bytes"],
         "server_cpu_ms_per_call": measured["server_cpu_ms"],
@@ -300,5 +347,7 @@ def run(quick: bool, workdir: Path) -> dict[str, Any]:
             "added = arm median - direct median; floor = MCPServer whose tool sends the same request "
             "(the SDK's own cost); server cpu = the stdio server process's CPU per call; client check = the "
             "SDK client's output-schema validation per call; in-process profile in benchmarks/profile_per_call.txt",
+            "no-op = the SDK alone (benchmarks/floor_server.py's `ping`, no HTTP, no carto-mcp): over stdio, and "
+            "in this process through the in-memory transport; the 1 ms budget is smaller than either",
         ],
     }
