@@ -630,7 +630,7 @@ class ProfileResolver:
         elif any(key in data for key in PROFILE_FIELDS):
             # Old single-profile format: the profile's fields sit at the root.
             entry = {key: value for key, value in data.items() if key != "current_profile"}
-            migrated = {"current_profile": _MIGRATED_PROFILE, "profiles": {_MIGRATED_PROFILE: entry}}
+            migrated: dict[str, Any] = {"current_profile": _MIGRATED_PROFILE, "profiles": {_MIGRATED_PROFILE: entry}}
             if migrate:
                 note, new_stat = _migrate(path, raw, st, migrated)
                 if note:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
 import anyio
@@ -100,7 +100,9 @@ class CartoClient:
 
     # --- tokens ------------------------------------------------------------------------
 
-    async def token_pages(self, *, start_page: int = 1, on_page: PageHook | None = None) -> AsyncIterator[list[Token]]:
+    async def token_pages(
+        self, *, start_page: int = 1, on_page: PageHook | None = None
+    ) -> AsyncGenerator[list[Token], None]:
         """Yield the caller's tokens page by page (contract: A paging), indexing every id seen."""
         async for rows in self._pages(contract.TOKENS_PATH, {}, start_page, on_page, "token list"):
             tokens = self._parse_tokens(rows)
@@ -182,7 +184,7 @@ class CartoClient:
     async def client_pages(
         self, kind: ClientKind | None, *, start_page: int = 1, on_page: PageHook | None = None
     ) -> AsyncIterator[list[OAuthClient]]:
-        params = {contract.OAUTH_TYPE_PARAM: kind} if kind else {}
+        params: dict[str, str] = {contract.OAUTH_TYPE_PARAM: kind} if kind else {}
         try:
             async for rows in self._pages(contract.OAUTH_CLIENTS_PATH, params, start_page, on_page, "client list"):
                 yield [self._parse_client(r, "client list") for r in rows]

@@ -127,7 +127,7 @@ class Connections:
             from carto_mcp.sandbox import create_app
 
             profile = sandbox_profile(SANDBOX_URL)
-            auth = StaticBearer(profile.token or "sandbox", profile_name=profile.name, source="sandbox")
+            auth: BearerSource = StaticBearer(profile.token or "sandbox", profile_name=profile.name, source="sandbox")
             transport = self._transport or httpx.ASGITransport(app=create_app(self.settings.sandbox_db))
             return Connection(CartoClient(base_url=SANDBOX_URL, auth=auth, transport=transport), profile)
         resolver = self._resolver_for()

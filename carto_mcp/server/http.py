@@ -137,7 +137,7 @@ def build_http_app(
 
     check_bind(host, auth_token)
 
-    @server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)
+    @server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)  # type: ignore[untyped-decorator]
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 

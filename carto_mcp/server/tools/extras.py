@@ -7,7 +7,7 @@ token goes, and the old one goes only after confirmation — or stays for a grac
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, Resolve
 from mcp_types import ToolAnnotations
@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from carto_mcp.models import Grant, TokenCreate, TokenCreated
 from carto_mcp.models.results import utcnow
 from carto_mcp.models.rules import format_expiry, parse_timestamp
-from carto_mcp.models.tokens import Expiry, TokenName
+from carto_mcp.models.tokens import ApiName, Expiry, TokenName
 from carto_mcp.server.app import CartoMCP, state_of
 from carto_mcp.server.errors import tool_errors
 from carto_mcp.server.reply import summarized
@@ -170,7 +170,7 @@ async def rotate_token(
             return Rotated(status="cancelled", old_id=old.id, message="Not rotated: cancelled. Nothing changed.")
         request = TokenCreate(
             grants=[Grant(connection=g.connection_name, source=g.source) for g in old.grants],
-            apis=old.allowed_apis,
+            apis=cast("list[ApiName]", old.allowed_apis),  # validated by TokenCreate: the wire list is plain str
             referers=old.referers,
             name=name or (f"{old.name}-rotated" if old.name else None),
             expiration_date=expiration_date or same_lifetime(old.created_at, old.expiration_date),

@@ -327,7 +327,7 @@ async def update_credential(
         note["id"] = plan.id
         op = plan.operation("update_credential", state.profile_label(profile))
         verdict = decide(approval, state, op, confirm)
-        base = {"kind": kind, "id": plan.id, "removes": plan.losses, "warnings": plan.warnings}
+        base: dict[str, Any] = {"kind": kind, "id": plan.id, "removes": plan.losses, "warnings": plan.warnings}
         if verdict in ("declined", "cancelled"):
             note["outcome"] = verdict
             return Updated(status="cancelled", message=f"Not updated: the user {verdict}. Nothing changed.", **base)

@@ -25,8 +25,9 @@ from carto_mcp.server.errors import tool_errors
 from carto_mcp.server.reply import summarized
 from carto_mcp.server.tools._args import CredentialId, Kind, ListKind, ProfileArg
 
-PHASES: tuple[Literal["token", "spa", "m2m"], ...] = ("token", "spa", "m2m")
-KIND_PHASES = {
+Phase = Literal["token", "spa", "m2m"]
+PHASES: tuple[Phase, ...] = ("token", "spa", "m2m")
+KIND_PHASES: dict[str, tuple[Phase, ...]] = {
     "all": PHASES,
     "token": ("token",),
     "tokens": ("token",),
@@ -117,8 +118,8 @@ class Position:
 
 
 async def walk(
-    api: CartoClient, phases: tuple[str, ...], start: Position, ctx: Context[Any, Any]
-) -> AsyncIterator[tuple[Position, str, Any]]:
+    api: CartoClient, phases: tuple[Phase, ...], start: Position, ctx: Context[Any, Any]
+) -> AsyncIterator[tuple[Position, Phase, Any]]:
     """Every credential from `start` on, as the API returned it, in a stable order (token, spa, m2m)."""
 
     async def progress(seen: int, total: int | None) -> None:
@@ -132,7 +133,7 @@ async def walk(
         if kind == "token":
             pages: AsyncIterator[list[Any]] = api.token_pages(start_page=first_page, on_page=progress)
         else:
-            pages = api.client_pages(kind, start_page=first_page, on_page=progress)  # type: ignore[arg-type]
+            pages = api.client_pages(kind, start_page=first_page, on_page=progress)
         async for page in pages:
             for i, item in enumerate(page):
                 if page_no == first_page and i < skip:
