@@ -41,6 +41,11 @@ def token_path(token: str) -> str:
     return f"{TOKENS_PATH}/{token}"
 
 
+#: (D) `GET /v3/tokens` lists the caller's own tokens only. (A) Another caller's token is
+#: invisible on its item path too: GET, PATCH and DELETE answer this status, as for a token
+#: that does not exist, so a value never reveals whether someone else holds it.
+OTHER_CALLERS_TOKEN_STATUS: Final = 404
+
 #: (D) Wire names of a token create body (snake_case, as CARTO's guide code sends them).
 TOKEN_FIELDS: Final = ("name", "grants", "allowed_apis", "referers", "expiration_date")
 #: (D) Wire names inside a grant.

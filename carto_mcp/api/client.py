@@ -174,7 +174,7 @@ class CartoClient:
         if found is None:
             raise errors.NotFound(
                 f"No token with id '{ident}' for profile '{self.profile_name}'. Call list_credentials "
-                "(kind 'token') to see the ids.",
+                "(kind 'token') to see the ids; CARTO shows each user or M2M client only the tokens it created.",
                 status_code=404,
             )
         return found

@@ -188,37 +188,47 @@ def _public_client(obj: dict[str, Any]) -> dict[str, Any]:
 _NO_TOKEN = "No token matches this value: list tokens to see the ones that exist"
 
 
+def _owner(request: Request) -> str:
+    """The caller the bearer acts for (RequireBearer already refused a missing one)."""
+    return _store(request).caller(_bearer(request.headers.get("authorization", "")))
+
+
+def _no_token() -> HTTPException:
+    """Unknown and someone else's look the same (contract: OTHER_CALLERS_TOKEN_STATUS)."""
+    return HTTPException(contract.OTHER_CALLERS_TOKEN_STATUS, _NO_TOKEN)
+
+
 async def list_tokens(request: Request) -> Response:
     offset, limit = _paging(request)
-    rows, total = _store(request).list_tokens(offset=offset, limit=limit)
+    rows, total = _store(request).list_tokens(offset=offset, limit=limit, owner=_owner(request))
     return JSONResponse(_page_body(rows, total))
 
 
 async def create_token(request: Request) -> Response:
     fields = checks.token_create(await _json_object(request))
-    return JSONResponse(_store(request).create_token(fields), status_code=201)
+    return JSONResponse(_store(request).create_token(fields, owner=_owner(request)), status_code=201)
 
 
 async def get_token(request: Request) -> Response:
-    token = _store(request).get_token(request.path_params["token"])
+    token = _store(request).get_token(request.path_params["token"], owner=_owner(request))
     if token is None:
-        raise HTTPException(404, _NO_TOKEN)
+        raise _no_token()
     return JSONResponse(token)
 
 
 async def update_token(request: Request) -> Response:
     body = await _json_object(request)
     token = _store(request).update_token(
-        request.path_params["token"], lambda current: checks.token_patch(current, body)
+        request.path_params["token"], lambda current: checks.token_patch(current, body), owner=_owner(request)
     )
     if token is None:
-        raise HTTPException(404, _NO_TOKEN)
+        raise _no_token()
     return JSONResponse(token)
 
 
 async def delete_token(request: Request) -> Response:
-    if not _store(request).delete_token(request.path_params["token"]):
-        raise HTTPException(404, _NO_TOKEN)
+    if not _store(request).delete_token(request.path_params["token"], owner=_owner(request)):
+        raise _no_token()
     return Response(status_code=204)
 
 

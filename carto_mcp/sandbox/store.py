@@ -32,10 +32,15 @@ from typing import Any
 from carto_mcp import contract
 from carto_mcp.models.rules import format_expiry, parse_timestamp
 
-__all__ = ["MEMORY", "SandboxStore", "default_db_path", "now_iso"]
+__all__ = ["DEFAULT_OWNER", "MEMORY", "SandboxStore", "default_db_path", "now_iso"]
 
 #: What a store without a file reports as its path.
 MEMORY = ":memory:"
+
+#: Who owns a token (contract: the list shows the caller's own tokens only). The sandbox has
+#: one human user: every bearer it did not mint for an M2M client acts as this user, so a
+#: `carto auth login` token, `--token x` and the seeded tokens all share one account.
+DEFAULT_OWNER = "user"
 
 #: Wire names of a token body (contract D), unpacked once so the rest of the sandbox reads well.
 NAME, GRANTS, ALLOWED_APIS, REFERERS, EXPIRATION_DATE = contract.TOKEN_FIELDS
@@ -53,7 +58,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     token TEXT NOT NULL UNIQUE,
     jti TEXT NOT NULL UNIQUE,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT 'user'
 );
 CREATE TABLE IF NOT EXISTS oauth_clients (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -64,6 +70,14 @@ CREATE TABLE IF NOT EXISTS oauth_clients (
 );
 CREATE INDEX IF NOT EXISTS oauth_clients_by_type ON oauth_clients (app_type, seq);
 """
+
+
+def _add_owner_column(conn: sqlite3.Connection) -> None:
+    """Databases written before tokens had owners get the column; their tokens belong to the user."""
+    columns = {name for (_, name, *_) in conn.execute("PRAGMA table_info(tokens)")}
+    if "owner" not in columns:
+        conn.execute(f"ALTER TABLE tokens ADD COLUMN owner TEXT NOT NULL DEFAULT '{DEFAULT_OWNER}'")
+    conn.execute("CREATE INDEX IF NOT EXISTS tokens_by_owner ON tokens (owner, seq)")
 
 
 def default_db_path(environ: Mapping[str, str] | None = None, *, platform: str | None = None) -> Path:
@@ -151,6 +165,7 @@ class SandboxStore:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                _add_owner_column(conn)
                 conn.execute(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('jwt_key', ?)",
                     (secrets.token_hex(32),),
@@ -231,10 +246,28 @@ class SandboxStore:
             }
         )
 
+    def caller(self, bearer: str) -> str:
+        """Who a bearer acts for: the M2M client an access token minted here names, else the user.
+
+        Only a signature this store made counts, so a hand-made JWT with a `sub` is still the user.
+        """
+        header, _, rest = bearer.partition(".")
+        body, _, signature = rest.partition(".")
+        if header != _JWT_HEADER or not body or not signature:
+            return DEFAULT_OWNER
+        expected = _b64(hmac.new(self._key, f"{header}.{body}".encode("ascii"), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected, signature):
+            return DEFAULT_OWNER
+        try:
+            subject = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))).get("sub")
+        except (ValueError, AttributeError):
+            return DEFAULT_OWNER
+        return subject if isinstance(subject, str) and subject else DEFAULT_OWNER
+
     # --- tokens --------------------------------------------------------------------------
 
-    def create_token(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Store a validated token body and return the full token object (value included)."""
+    def create_token(self, fields: Mapping[str, Any], *, owner: str = DEFAULT_OWNER) -> dict[str, Any]:
+        """Store a validated token body for `owner`; return the full token object (value included)."""
         with self._transaction(write=True) as conn:
             while True:
                 jti = secrets.token_hex(4)
@@ -242,7 +275,9 @@ class SandboxStore:
                     break
             token = self._mint_token(jti)
             obj = self._token_object(token, jti, fields, now_iso())
-            conn.execute("INSERT INTO tokens (token, jti, body) VALUES (?, ?, ?)", (token, jti, _json(obj)))
+            conn.execute(
+                "INSERT INTO tokens (token, jti, body, owner) VALUES (?, ?, ?, ?)", (token, jti, _json(obj), owner)
+            )
         return obj
 
     @staticmethod
@@ -258,32 +293,37 @@ class SandboxStore:
         }
 
     def list_tokens(
-        self, *, offset: int = 0, limit: int = contract.DEFAULT_PER_PAGE
+        self, *, offset: int = 0, limit: int = contract.DEFAULT_PER_PAGE, owner: str = DEFAULT_OWNER
     ) -> tuple[list[dict[str, Any]], int]:
-        """One page of tokens in creation order, and the total count."""
+        """One page of `owner`'s tokens in creation order, and their total count."""
         with self._transaction(write=False) as conn:
-            (total,) = conn.execute("SELECT count(*) FROM tokens").fetchone()
-            rows = conn.execute("SELECT body FROM tokens ORDER BY seq LIMIT ? OFFSET ?", (limit, offset)).fetchall()
+            (total,) = conn.execute("SELECT count(*) FROM tokens WHERE owner = ?", (owner,)).fetchone()
+            rows = conn.execute(
+                "SELECT body FROM tokens WHERE owner = ? ORDER BY seq LIMIT ? OFFSET ?", (owner, limit, offset)
+            ).fetchall()
         return [json.loads(body) for (body,) in rows], total
 
-    def get_token(self, token: str) -> dict[str, Any] | None:
+    def get_token(self, token: str, *, owner: str = DEFAULT_OWNER) -> dict[str, Any] | None:
+        """`owner`'s token with this value; None if unknown or someone else's."""
         with self._transaction(write=False) as conn:
-            row = conn.execute("SELECT body FROM tokens WHERE token = ?", (token,)).fetchone()
+            row = conn.execute("SELECT body FROM tokens WHERE token = ? AND owner = ?", (token, owner)).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def update_token(self, token: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
-        """Read, change and write one token atomically; `change` may raise to abort. None if unknown."""
+    def update_token(
+        self, token: str, change: Callable[[dict[str, Any]], dict[str, Any]], *, owner: str = DEFAULT_OWNER
+    ) -> dict[str, Any] | None:
+        """Read, change and write one of `owner`'s tokens atomically; `change` may raise to abort. None if unknown."""
         with self._transaction(write=True) as conn:
-            row = conn.execute("SELECT body FROM tokens WHERE token = ?", (token,)).fetchone()
+            row = conn.execute("SELECT body FROM tokens WHERE token = ? AND owner = ?", (token, owner)).fetchone()
             if row is None:
                 return None
             obj = change(json.loads(row[0]))
             conn.execute("UPDATE tokens SET body = ? WHERE token = ?", (_json(obj), token))
         return obj
 
-    def delete_token(self, token: str) -> bool:
+    def delete_token(self, token: str, *, owner: str = DEFAULT_OWNER) -> bool:
         with self._transaction(write=True) as conn:
-            return conn.execute("DELETE FROM tokens WHERE token = ?", (token,)).rowcount > 0
+            return conn.execute("DELETE FROM tokens WHERE token = ? AND owner = ?", (token, owner)).rowcount > 0
 
     def seed_tokens(
         self,
@@ -291,6 +331,7 @@ class SandboxStore:
         *,
         name_prefix: str = "seed",
         expiration_dates: Sequence[str | None] | None = None,
+        owner: str = DEFAULT_OWNER,
     ) -> list[str]:
         """Bulk-insert `count` Maps tokens in one transaction (for benchmarks); returns their values.
 
@@ -309,7 +350,7 @@ class SandboxStore:
                 expiries.append(None if when is None else format_expiry(when))
         seed_grant = [{contract.GRANT_CONNECTION: "carto_dw", contract.GRANT_SOURCE: "carto.shared.seed_table"}]
         created = now_iso()
-        rows: list[tuple[str, str, str]] = []
+        rows: list[tuple[str, str, str, str]] = []
         with self._transaction(write=True) as conn:
             taken = {jti for (jti,) in conn.execute("SELECT jti FROM tokens")}
             for i in range(count):
@@ -324,9 +365,9 @@ class SandboxStore:
                     ALLOWED_APIS: ["maps"],
                     EXPIRATION_DATE: expiries[i % len(expiries)],
                 }
-                rows.append((token, jti, _json(self._token_object(token, jti, fields, created))))
-            conn.executemany("INSERT INTO tokens (token, jti, body) VALUES (?, ?, ?)", rows)
-        return [token for token, _, _ in rows]
+                rows.append((token, jti, _json(self._token_object(token, jti, fields, created)), owner))
+            conn.executemany("INSERT INTO tokens (token, jti, body, owner) VALUES (?, ?, ?, ?)", rows)
+        return [token for token, *_ in rows]
 
     # --- OAuth clients -------------------------------------------------------------------
 

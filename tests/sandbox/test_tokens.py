@@ -282,3 +282,64 @@ def test_delete_answers_204_with_an_empty_body_and_the_token_is_gone(client: htt
     listed = client.get(contract.TOKENS_PATH).json()
     assert [t["token"] for t in listed["data"]] == [keep["token"]]
     assert listed["total"] == 1
+
+
+# --- the caller's own tokens (contract D; A for the item paths) --------------------------
+
+
+def m2m_caller(client: httpx2.Client, anonymous: httpx2.Client, name: str = "Nightly job") -> httpx2.Client:
+    """A client authenticated as a new M2M OAuth client, through the documented exchange."""
+    created = client.post(contract.OAUTH_CLIENTS_PATH, json={"name": name, "app_type": "m2m"}).json()
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": created["client_id"],
+        "client_secret": created["client_secret"],
+        "audience": contract.AUTH_AUDIENCE,
+    }
+    reply = anonymous.post(contract.AUTH_TOKEN_PATH, data=form)
+    assert reply.status_code == 200, reply.text
+    anonymous.headers["Authorization"] = f"Bearer {reply.json()['access_token']}"
+    return anonymous
+
+
+def listed(client: httpx2.Client) -> tuple[list[str], int]:
+    body = client.get(contract.TOKENS_PATH).json()
+    return [t["token"] for t in body["data"]], body["total"]
+
+
+def test_the_list_shows_only_the_callers_own_tokens(client: httpx2.Client, anonymous: httpx2.Client) -> None:
+    """GET /v3/tokens (D: the caller's own tokens only): an M2M client and the user each see theirs."""
+    mine = create(client, name="user-token")
+    robot = m2m_caller(client, anonymous)
+    theirs = create(robot, name="robot-token")
+    assert listed(client) == ([mine["token"]], 1)
+    assert listed(robot) == ([theirs["token"]], 1)
+
+
+def test_another_callers_token_is_404_on_every_item_path(client: httpx2.Client, anonymous: httpx2.Client) -> None:
+    """(A) GET/PATCH/DELETE of someone else's token answer as if it did not exist, and change nothing."""
+    robot = m2m_caller(client, anonymous)
+    theirs = create(robot, name="robot-token")
+    path = contract.token_path(theirs["token"])
+    assert client.get(path).status_code == contract.OTHER_CALLERS_TOKEN_STATUS
+    assert client.patch(path, json={"name": "taken"}).status_code == contract.OTHER_CALLERS_TOKEN_STATUS
+    assert client.delete(path).status_code == contract.OTHER_CALLERS_TOKEN_STATUS
+    assert client.get(path).json()["description"] == client.get(contract.token_path("eyJ.nope.x")).json()["description"]
+    assert robot.get(path).json() == theirs
+    assert robot.delete(path).status_code == 204
+
+
+def test_only_a_signature_the_sandbox_made_names_an_m2m_caller(
+    sandbox: RunningSandbox, client: httpx2.Client, anonymous: httpx2.Client
+) -> None:
+    """A hand-made JWT carrying a client's `sub` is just another user bearer: it sees the user's tokens."""
+    robot = m2m_caller(client, anonymous)
+    create(robot, name="robot-token")
+    mine = create(client, name="user-token")
+    real = robot.headers["Authorization"].removeprefix("Bearer ")
+    header, body, signature = real.split(".")
+    forged = f"{header}.{body}.{signature[:-2]}{'BB' if signature.endswith('AA') else 'AA'}"
+    assert sandbox.store.caller(real).endswith("@clients")
+    assert sandbox.store.caller(forged) == sandbox.store.caller("test-login") == "user"
+    robot.headers["Authorization"] = f"Bearer {forged}"
+    assert listed(robot) == ([mine["token"]], 1)

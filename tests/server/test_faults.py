@@ -139,19 +139,25 @@ async def test_an_unreachable_api_is_a_tool_error_and_the_server_keeps_answering
     assert not whoami.is_error
 
 
-async def test_headless_m2m_credentials_exchange_once_and_work(sandbox: RunningSandbox, tmp_path: Path) -> None:
-    """CARTO_CLIENT_ID/CARTO_CLIENT_SECRET: one exchange serves many calls; the secret leaks nowhere."""
+async def headless_m2m(sandbox: RunningSandbox, tmp_path: Path) -> tuple[Any, str]:
+    """A new M2M client (made by the user's server) and a server that signs in as it from the environment."""
     async with Client(server_for(sandbox, yes=True)) as admin_client:
         made = await admin_client.call_tool("create_m2m", {"title": "automation"})
     assert made.structured_content is not None
     client_id, secret = made.structured_content["id"], made.structured_content["client_secret"]
-    admin = Admin(sandbox.url)
-    admin.reset()
     environ = {"CARTO_CLIENT_ID": client_id, "CARTO_CLIENT_SECRET": secret, "CARTO_MCP_BASE_URL": sandbox.url}
     settings = ServerSettings(
         auth_url=f"{sandbox.url}/oauth/token", credentials_path=tmp_path / "none.json", legacy_path=tmp_path / "x.json"
     )
-    async with Client(build_server(settings, environ=environ)) as client:
+    return build_server(settings, environ=environ), secret
+
+
+async def test_headless_m2m_credentials_exchange_once_and_work(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """CARTO_CLIENT_ID/CARTO_CLIENT_SECRET: one exchange serves many calls; the secret leaks nowhere."""
+    server, secret = await headless_m2m(sandbox, tmp_path)
+    admin = Admin(sandbox.url)
+    admin.reset()
+    async with Client(server) as client:
         me = await client.call_tool("whoami", {})
         results = [await client.call_tool("list_credentials", {}) for _ in range(3)]
         created = await client.call_tool("create_token", MAPS)
@@ -160,3 +166,22 @@ async def test_headless_m2m_credentials_exchange_once_and_work(sandbox: RunningS
     assert admin.count("POST /oauth/token") == 1
     seen = json.dumps([r.model_dump(mode="json") for r in [me, *results]])
     assert secret not in seen
+
+
+async def test_a_headless_m2m_server_lists_only_the_tokens_its_client_made(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """The Tokens API lists the caller's own tokens: the user's and the M2M client's lists do not mix."""
+    robot, _ = await headless_m2m(sandbox, tmp_path)
+    async with Client(server_for(sandbox, yes=True)) as user, Client(robot) as machine:
+        mine = await user.call_tool("create_token", {**MAPS, "name": "user-made"})
+        theirs = await machine.call_tool("create_token", {**MAPS, "name": "robot-made"})
+        assert mine.structured_content is not None and theirs.structured_content is not None
+        user_rows = (await user.call_tool("list_credentials", {"kind": "token"})).structured_content
+        robot_rows = (await machine.call_tool("list_credentials", {"kind": "token"})).structured_content
+        missing = await machine.call_tool("get_credential", {"kind": "token", "id": mine.structured_content["id"]})
+    assert user_rows is not None and robot_rows is not None
+    assert [r["name"] for r in user_rows["rows"]] == ["user-made"]
+    assert [r["name"] for r in robot_rows["rows"]] == ["robot-made"]
+    assert missing.is_error and mine.structured_content["id"] in text_of(missing)
+    assert "only the tokens it created" in text_of(missing)
