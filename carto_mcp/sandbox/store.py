@@ -255,8 +255,8 @@ class SandboxStore:
         body, _, signature = rest.partition(".")
         if header != _JWT_HEADER or not body or not signature:
             return DEFAULT_OWNER
-        expected = _b64(hmac.new(self._key, f"{header}.{body}".encode("ascii"), hashlib.sha256).digest())
-        if not hmac.compare_digest(expected, signature):
+        expected = _b64(hmac.new(self._key, f"{header}.{body}".encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected.encode(), signature.encode()):  # bytes: a bearer may be non-ASCII
             return DEFAULT_OWNER
         try:
             subject = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))).get("sub")

@@ -341,5 +341,6 @@ def test_only_a_signature_the_sandbox_made_names_an_m2m_caller(
     forged = f"{header}.{body}.{signature[:-2]}{'BB' if signature.endswith('AA') else 'AA'}"
     assert sandbox.store.caller(real).endswith("@clients")
     assert sandbox.store.caller(forged) == sandbox.store.caller("test-login") == "user"
+    assert sandbox.store.caller(f"{header}.{body}é.{signature}é") == "user"
     robot.headers["Authorization"] = f"Bearer {forged}"
     assert listed(robot) == ([mine["token"]], 1)
