@@ -37,7 +37,8 @@ def strip_bearer(token: str) -> str:
 def jwt_payload(token: str) -> dict[str, Any] | None:
     """The unverified payload of a JWT, or None when the value is not a readable JWT.
 
-    Only used to derive display ids and expiry hints; never to decide access.
+    Used for display ids and expiry hints, and by the sandbox only after checking the signature:
+    never on its own to decide access.
     """
     parts = token.split(".")
     if len(parts) != 3:

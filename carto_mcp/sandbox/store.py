@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from carto_mcp import contract
+from carto_mcp.masking import jwt_payload
 from carto_mcp.models.rules import format_expiry, parse_timestamp
 
 __all__ = ["DEFAULT_OWNER", "MEMORY", "SandboxStore", "default_db_path", "now_iso"]
@@ -222,11 +223,12 @@ class SandboxStore:
 
     # --- minting -------------------------------------------------------------------------
 
+    def _signature(self, header: str, body: str) -> str:
+        return _b64(hmac.new(self._key, f"{header}.{body}".encode(), hashlib.sha256).digest())
+
     def _sign(self, payload: Mapping[str, Any]) -> str:
-        header = _JWT_HEADER
         body = _b64(_json(payload).encode())
-        signature = hmac.new(self._key, f"{header}.{body}".encode("ascii"), hashlib.sha256).digest()
-        return f"{header}.{body}.{_b64(signature)}"
+        return f"{_JWT_HEADER}.{body}.{self._signature(_JWT_HEADER, body)}"
 
     def _mint_token(self, jti: str) -> str:
         """(A) An API Access Token: HS256 JWT whose payload is {"a": org id, "jti": 8 hex}."""
@@ -255,13 +257,11 @@ class SandboxStore:
         body, _, signature = rest.partition(".")
         if header != _JWT_HEADER or not body or not signature:
             return DEFAULT_OWNER
-        expected = _b64(hmac.new(self._key, f"{header}.{body}".encode(), hashlib.sha256).digest())
+        expected = self._signature(header, body)
         if not hmac.compare_digest(expected.encode(), signature.encode()):  # bytes: a bearer may be non-ASCII
             return DEFAULT_OWNER
-        try:
-            subject = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))).get("sub")
-        except (ValueError, AttributeError):
-            return DEFAULT_OWNER
+        payload = jwt_payload(bearer)  # verified just above, so its `sub` may decide who is asking
+        subject = payload.get("sub") if payload else None
         return subject if isinstance(subject, str) and subject else DEFAULT_OWNER
 
     # --- tokens --------------------------------------------------------------------------
