@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carto_mcp._files import atomic_write, json_type
+from carto_mcp.files import atomic_write, json_type
 from carto_mcp.masking import ELLIPSIS, mask, strip_bearer
 
 __all__ = [

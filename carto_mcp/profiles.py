@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from carto_mcp._files import atomic_write, json_type
-from carto_mcp.api.errors import ProfileError
+from carto_mcp.files import atomic_write, json_type
+from carto_mcp.errors import ProfileError
 from carto_mcp.contract import BASE_URL_TEMPLATE
 from carto_mcp.masking import jwt_payload, mask, strip_bearer
 

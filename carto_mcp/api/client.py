@@ -1,7 +1,8 @@
 """The async CARTO client: tokens and OAuth clients over one shared connection pool.
 
-The only module that does HTTP. Every httpx2 failure and error status is turned into a
-`carto_mcp.api.errors` exception at one boundary (`_request`); callers never see httpx.
+Every request goes through `_request`, and every httpx2 failure and error status becomes a
+`carto_mcp.errors` exception at the one boundary in `_http`; callers never see httpx. (The
+M2M token exchange in `auth` uses the same pool and the same boundary.)
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import httpx2 as httpx
 from pydantic import TypeAdapter
 
 from carto_mcp import __version__, contract
-from carto_mcp.api import errors
+from carto_mcp import errors
 from carto_mcp.api._http import (
     IDEMPOTENT,
     RETRY_STATUSES,
@@ -32,9 +33,9 @@ from carto_mcp.api._http import (
 )
 from carto_mcp.api.auth import BearerSource, StaticBearer
 from carto_mcp.masking import looks_like_token, mask, short_id
+from carto_mcp.models.kinds import ClientKind
 from carto_mcp.models.wire import OAuthClient, Token
 
-ClientKind = Literal["spa", "m2m"]
 PageHook = Callable[[int, int | None], Awaitable[None]]
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0, pool=5.0)

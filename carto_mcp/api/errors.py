@@ -1,24 +1,25 @@
-"""Every error carto-mcp raises on purpose, as one tree.
+"""The API client's errors: the branch of `carto_mcp.errors` that HTTP calls raise.
 
-    CartoError
-    ├── ApiError                    the service answered with an error status
-    │   ├── AuthError               401: missing, invalid or expired login
-    │   ├── PermissionDenied        403: the login lacks the right or the plan
-    │   ├── NotFound                404: no such credential (or endpoint)
-    │   ├── ValidationFailed        400/409/422: the service refused the request body
-    │   ├── RateLimited             429: too many requests; carries Retry-After
-    │   └── ServiceError            5xx: the service failed
-    ├── TransportError              timeout, DNS, refused or dropped connection
-    │   └── OutcomeUnknown          a create may have happened: the answer was lost
-    ├── BadResponse                 a 2xx whose body is not the expected JSON shape
-    ├── ProfileError                no usable credentials: file, profile or token problems
-    └── InputError                  arguments that break an option-table rule
-
-Each message says what happened, where, and what to do next. None contains a secret:
-callers pass masked values only, and `url` never holds a token (token paths are masked).
+Re-exported here so callers of the client import its errors from where they import the client.
 """
 
 from __future__ import annotations
+
+from carto_mcp.errors import (
+    ApiError,
+    AuthError,
+    BadResponse,
+    CartoError,
+    InputError,
+    NotFound,
+    OutcomeUnknown,
+    PermissionDenied,
+    ProfileError,
+    RateLimited,
+    ServiceError,
+    TransportError,
+    ValidationFailed,
+)
 
 __all__ = [
     "ApiError",
@@ -35,85 +36,3 @@ __all__ = [
     "TransportError",
     "ValidationFailed",
 ]
-
-
-class CartoError(Exception):
-    """Base of every deliberate carto-mcp error; its text is safe to show to a person or a model."""
-
-    def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.method = method
-        self.url = url
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class ApiError(CartoError):
-    """Raised when the CARTO API answers with an error status."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int,
-        method: str | None = None,
-        url: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(message, method=method, url=url)
-        self.status_code = status_code
-        self.request_id = request_id
-
-
-class AuthError(ApiError):
-    """Raised on 401: the profile's token is missing, invalid or expired."""
-
-
-class PermissionDenied(ApiError):
-    """Raised on 403: the login is valid but may not do this (role, ownership or plan)."""
-
-
-class NotFound(ApiError):
-    """Raised on 404: the credential does not exist, or the endpoint is not served here."""
-
-
-class ValidationFailed(ApiError):
-    """Raised on 400, 409 or 422: the service refused the request; carries its own message."""
-
-
-class RateLimited(ApiError):
-    """Raised on 429 once retries are exhausted; `retry_after` is in seconds when the service said."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
-        self.retry_after = retry_after
-
-
-class ServiceError(ApiError):
-    """Raised on a 5xx once retries are exhausted."""
-
-
-class TransportError(CartoError):
-    """Raised when no HTTP answer arrived: timeout, DNS failure, refused or dropped connection."""
-
-
-class OutcomeUnknown(TransportError):
-    """Raised when a create was sent but its answer was lost: it may or may not have happened."""
-
-
-class BadResponse(CartoError):
-    """Raised when a success reply is not JSON or not the shape the contract describes."""
-
-
-class ProfileError(CartoError):
-    """Raised when no usable credentials can be resolved: bad file, unknown profile, missing token."""
-
-
-class InputError(CartoError):
-    """Raised when arguments break an option-table rule; names the field and the fix."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field

@@ -1,7 +1,7 @@
 """What the tools return: compact rows, full details and create results.
 
 Secrets are masked everywhere except the create results (`TokenCreated.token`,
-`M2MCreated.client_secret`), which show them exactly once — or not at all when they were
+`ClientCreated.client_secret`), which show them exactly once — or not at all when they were
 written to a file.
 """
 
@@ -13,9 +13,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from carto_mcp.masking import mask
+from carto_mcp.models.kinds import ClientKind, CredentialKind
 from carto_mcp.models.wire import OAuthClient, Token
 
-Kind = Literal["token", "spa", "m2m"]
 
 
 def _flat_nullables(schema: dict[str, Any]) -> None:
@@ -77,7 +77,7 @@ class TokenDetail(BaseModel):
 class ClientDetail(BaseModel):
     """An SPA or M2M OAuth client's full detail; an M2M secret is masked if the service returns one."""
 
-    kind: Literal["spa", "m2m"]
+    kind: ClientKind
     id: str = Field(description="The OAuth client id.")
     title: str | None = None
     login_uri: str | None = None
@@ -89,7 +89,7 @@ class ClientDetail(BaseModel):
     created_at: str | None = None
 
     @classmethod
-    def of(cls, client: OAuthClient, kind: Literal["spa", "m2m"]) -> ClientDetail:
+    def of(cls, client: OAuthClient, kind: ClientKind) -> ClientDetail:
         return cls(
             kind=kind,
             id=client.client_id,
@@ -109,7 +109,7 @@ class Row(BaseModel):
 
     model_config = ConfigDict(json_schema_extra=_flat_nullables)
 
-    kind: Kind
+    kind: CredentialKind
     id: str
     name: str | None = None
     apis: list[str] | None = None
@@ -130,7 +130,7 @@ class Row(BaseModel):
         )
 
     @classmethod
-    def of_client(cls, client: OAuthClient, kind: Literal["spa", "m2m"]) -> Row:
+    def of_client(cls, client: OAuthClient, kind: ClientKind) -> Row:
         return cls(kind=kind, id=client.client_id, name=client.title)
 
 
@@ -201,7 +201,7 @@ class ClientCreated(BaseModel):
 
 class Updated(BaseModel):
     status: Literal["updated", "confirmation_required", "cancelled"]
-    kind: Kind
+    kind: CredentialKind
     id: str
     token: TokenDetail | None = None
     client: ClientDetail | None = None
@@ -219,7 +219,7 @@ class Updated(BaseModel):
 
 class Revoked(BaseModel):
     status: Literal["revoked", "confirmation_required", "cancelled"]
-    kind: Kind
+    kind: CredentialKind
     id: str
     name: str | None = None
     confirmation_code: str | None = None

@@ -15,6 +15,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from carto_mcp import contract
+from carto_mcp.errors import RuleError
 
 GrantKind = Literal["table", "pattern", "query", "named_source", "all"]
 GRANT_KINDS: tuple[GrantKind, ...] = ("table", "pattern", "query", "named_source", "all")
@@ -23,10 +24,6 @@ GRANT_KINDS: tuple[GrantKind, ...] = ("table", "pattern", "query", "named_source
 EXPIRY_PATTERN = r"^\s*(\d+[dwmyDWMY]|\d{4}-\d{2}-\d{2}([Tt ][0-9:.]+([Zz]|[+-]\d{2}:?\d{2})?)?)\s*$"
 _SHORTHAND = re.compile(r"^\s*(\d+)([dwmy])\s*$", re.IGNORECASE)
 _MAX_SHORTHAND = {"d": 36500, "w": 5200, "m": 1200, "y": 100}
-
-
-class RuleError(ValueError):
-    """A rule refused a value; the text names the fix."""
 
 
 def classify_source(source: str) -> GrantKind:

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from carto_mcp import contract
-from carto_mcp.models.rules import GrantKind, RuleError, check_apis, check_grant, check_url, format_expiry, parse_expiry
+from carto_mcp.errors import RuleError
+from carto_mcp.models.rules import GrantKind, check_apis, check_grant, check_url, format_expiry, parse_expiry
 from carto_mcp.sandbox.store import ALLOWED_APIS, CREATED_AT, EXPIRATION_DATE, GRANTS, NAME, REFERERS
 
 __all__ = ["client_create", "client_patch", "token_create", "token_patch"]

@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from carto_mcp.models.rules import RuleError
+from carto_mcp.errors import RuleError
 
 __all__ = ["SANDBOX_PREFIX", "DroppedConnection", "Fault", "FaultBox", "Instrument", "error_body"]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from carto_mcp._files import atomic_write
+from carto_mcp.files import atomic_write
 from carto_mcp.api.errors import InputError
 from carto_mcp.server.settings import ALL_TOOLS, READ_TOOLS
 

@@ -13,7 +13,6 @@ EXPECTED = [
     "CartoClient",
     "CartoError",
     "ClientCredentialsBearer",
-    "ClientKind",
     "FileBearer",
     "InputError",
     "NotFound",
