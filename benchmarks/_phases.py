@@ -19,11 +19,11 @@ def main() -> None:
     profile_path = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--profile" else None
     if arm == "carto":
         import carto_mcp.cli  # noqa: F401  (what `python -m carto_mcp serve` imports first)
+        from carto_mcp.config import Settings
         from carto_mcp.server.app import build_server
-        from carto_mcp.server.settings import ServerSettings
 
         def build() -> object:
-            return build_server(ServerSettings(sandbox=True))
+            return build_server(Settings(sandbox=True))
     else:
         from mcp.server.mcpserver import MCPServer
 
@@ -59,7 +59,7 @@ def main() -> None:
         stats = pstats.Stats(profiler, stream=out)
         stats.sort_stats("cumulative").print_stats(40)
         with open(profile_path, "w", encoding="utf-8") as fh:
-            fh.write(f"cProfile of build_server(ServerSettings(sandbox=True)) ({len(tools)} tools)\n\n")
+            fh.write(f"cProfile of build_server(Settings(sandbox=True)) ({len(tools)} tools)\n\n")
             fh.write(out.getvalue())
     print(
         json.dumps(

@@ -3,7 +3,7 @@
 The sandbox runs in its own process (seeded with expiries spread so `expiring_within="7d"`
 matches 2 tokens in 7), so the in-process measurements — wall time, and tracemalloc peak in a
 separate pass, since tracing slows everything — cover only the MCP server and its in-memory
-client: `build_server(ServerSettings(profile=ProfileInputs(token="x", base_url=url)))` driven
+client: `build_server(Settings(profile=ProfileInputs(token="x", base_url=url)))` driven
 by `mcp.Client(server)`. Each case is compared with fetching the same pages (counted by the
 sandbox's request counter) raw with httpx2 and decoding them, interleaved with it.
 """
@@ -106,11 +106,11 @@ class Account:
 
 
 def build(url: str) -> Any:
+    from carto_mcp.config import Settings
     from carto_mcp.profiles import ProfileInputs
     from carto_mcp.server.app import build_server
-    from carto_mcp.server.settings import ServerSettings
 
-    return build_server(ServerSettings(profile=ProfileInputs(token="x", base_url=url)), environ={})
+    return build_server(Settings(profile=ProfileInputs(token="x", base_url=url)), environ={})
 
 
 async def timed(call: Callable[[], Awaitable[Any]], checks: list[float] | None = None) -> tuple[float, Any]:

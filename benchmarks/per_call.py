@@ -192,12 +192,12 @@ async def profile_in_process(url: str, tokens: list[str], calls: int) -> str:
     """cProfile of carto-mcp's own side: build_server + in-memory client, get and list calls."""
     from mcp import Client
 
+    from carto_mcp.config import Settings
     from carto_mcp.masking import short_id
     from carto_mcp.profiles import ProfileInputs
     from carto_mcp.server.app import build_server
-    from carto_mcp.server.settings import ServerSettings
 
-    server = build_server(ServerSettings(profile=ProfileInputs(token="x", base_url=url)), environ={})
+    server = build_server(Settings(profile=ProfileInputs(token="x", base_url=url)), environ={})
     ident = short_id(tokens[len(tokens) // 2])
     profiler = cProfile.Profile()
     with anyio.fail_after(TIMEOUT + calls):

@@ -16,6 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from carto_mcp import __version__
+from carto_mcp.config import (
+    ENV_ALLOWED_HOSTS,
+    ENV_AUTH_TOKEN,
+    Settings,
+    add_credential_flags,
+    add_safety_flags,
+    read_secret_file,
+    settings_from,
+    split_csv,
+)
+from carto_mcp.doctor import add_doctor_parser, run_doctor
+from carto_mcp.errors import CartoError
+from carto_mcp.install import add_install_parser, run_install
 
 EPILOG_MAIN = """\
 examples:
@@ -33,80 +46,9 @@ CARTO_CLIENT_ID/CARTO_CLIENT_SECRET > ~/.carto_credentials.json (--profile > CAR
 current_profile) > ~/.carto/config.json.
 """
 
-ENV_FLAGS = {
-    "read_only": "CARTO_MCP_READ_ONLY",
-    "yes": "CARTO_MCP_YES",
-    "sandbox": "CARTO_MCP_SANDBOX",
-}
 
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _csv(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
-
-
-def _add_profile_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("credentials (same as the CARTO CLI)")
-    g.add_argument(
-        "--profile", help="profile in ~/.carto_credentials.json (default: CARTO_PROFILE, then current_profile)"
-    )
-    g.add_argument("--token", help="override the API token for this run (prefer CARTO_API_TOKEN: flags show in ps)")
-    g.add_argument("--base-url", help="override the API base URL (default https://{tenant_id}.api.carto.com)")
-    g.add_argument(
-        "--profiles",
-        help="comma list of more credentials-file profiles tools may switch to with their `profile` argument "
-        "(env CARTO_MCP_PROFILES); default: only the resolved profile",
-    )
-    g.add_argument("--client-id", help="M2M client id for headless auth (or CARTO_CLIENT_ID)")
-    g.add_argument(
-        "--client-secret-file", type=Path, help="file holding the M2M client secret (or CARTO_CLIENT_SECRET)"
-    )
-    g.add_argument(
-        "--auth-url",
-        help="M2M client-credentials token endpoint (env CARTO_MCP_AUTH_URL; default https://auth.carto.com/oauth/token)",
-    )
-    g.add_argument(
-        "--sandbox", action="store_true", help="use the embedded sandbox API instead of CARTO (env CARTO_MCP_SANDBOX=1)"
-    )
-    g.add_argument(
-        "--sandbox-db",
-        type=Path,
-        help="sandbox sqlite file (default: under the user data dir; env CARTO_MCP_SANDBOX_DB)",
-    )
-    g.add_argument("--throwaway", action="store_true", help="with --sandbox: an in-memory sandbox that is gone on exit")
-    g.add_argument("--debug", action="store_true", help="log CARTO requests to stderr (tokens masked)")
-
-
-def _add_policy_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("safety policy (each also settable by environment variable)")
-    g.add_argument(
-        "--read-only",
-        action="store_true",
-        help="register only list_credentials and get_credential (CARTO_MCP_READ_ONLY=1)",
-    )
-    g.add_argument("--tools", help="comma list of tool names or globs to register (CARTO_MCP_TOOLS)")
-    g.add_argument("--exclude-tools", help="comma list of tool names or globs to leave out (CARTO_MCP_EXCLUDE_TOOLS)")
-    g.add_argument(
-        "--yes",
-        action="store_true",
-        help="skip confirmation of destructive calls, for trusted automation (CARTO_MCP_YES=1)",
-    )
-    g.add_argument(
-        "--audit-log", type=Path, help="append one JSON line per mutating call to this file (CARTO_MCP_AUDIT_LOG)"
-    )
-
-
-ADMIN_COMMANDS = {
-    "doctor": "check versions, which CARTO credentials are used and why, and that they work",
-    "install": "add carto-mcp to an MCP client's config (Claude Desktop, Claude Code, Cursor, VS Code, Gemini CLI)",
-}
-
-
-def build_parser(*, admin: bool = True) -> argparse.ArgumentParser:
-    """The full parser; `admin=False` leaves `doctor`/`install` as stubs so `serve` starts faster."""
+def build_parser() -> argparse.ArgumentParser:
+    """Every command's parser (argparse only: no command's code is imported to build it)."""
     parser = argparse.ArgumentParser(
         prog="carto-mcp",
         description="MCP server that lets AI agents manage CARTO developer credentials "
@@ -147,8 +89,8 @@ def build_parser(*, admin: bool = True) -> argparse.ArgumentParser:
         help="Host name clients use to reach a non-loopback bind (repeatable; env CARTO_MCP_ALLOWED_HOSTS); "
         "without it any Host is accepted there, since a bearer is required",
     )
-    _add_profile_flags(serve)
-    _add_policy_flags(serve)
+    add_credential_flags(serve)
+    add_safety_flags(serve)
 
     call = sub.add_parser(
         "call",
@@ -164,8 +106,8 @@ def build_parser(*, admin: bool = True) -> argparse.ArgumentParser:
     )
     call.add_argument("tool", help="tool name (see `carto-mcp tools`)")
     call.add_argument("arguments", nargs="?", default="{}", help="JSON object of arguments (default {})")
-    _add_profile_flags(call)
-    _add_policy_flags(call)
+    add_credential_flags(call)
+    add_safety_flags(call)
 
     sub.add_parser("tools", help="list the tools and their arguments")
 
@@ -182,69 +124,9 @@ def build_parser(*, admin: bool = True) -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--db", type=Path, help="sqlite file (default: under the user data dir)")
 
-    if admin:
-        from carto_mcp.doctor import add_doctor_parser
-        from carto_mcp.install import add_install_parser
-
-        add_doctor_parser(sub)
-        add_install_parser(sub)
-    else:
-        for name, text in ADMIN_COMMANDS.items():
-            sub.add_parser(name, help=text)
+    add_doctor_parser(sub)
+    add_install_parser(sub)
     return parser
-
-
-def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
-    """Flags win over environment variables; both feed one frozen ServerSettings."""
-    from carto_mcp.profiles import ProfileInputs
-    from carto_mcp.server.settings import ServerSettings
-
-    secret = None
-    if args.client_secret_file:
-        secret = _read_secret_file(args.client_secret_file, "--client-secret-file")
-    sandbox_db = args.sandbox_db or (
-        Path(environ["CARTO_MCP_SANDBOX_DB"]) if environ.get("CARTO_MCP_SANDBOX_DB") else None
-    )
-    sandbox = args.sandbox or _truthy(environ.get("CARTO_MCP_SANDBOX"))
-    if sandbox and not args.throwaway and sandbox_db is None:
-        from carto_mcp.sandbox import default_db_path
-
-        sandbox_db = default_db_path()
-    key = environ.get("CARTO_MCP_CONFIRM_KEY")
-    audit = args.audit_log or (Path(environ["CARTO_MCP_AUDIT_LOG"]) if environ.get("CARTO_MCP_AUDIT_LOG") else None)
-    return ServerSettings(
-        profile=ProfileInputs(
-            token=args.token,
-            profile=args.profile,
-            base_url=args.base_url,
-            client_id=args.client_id,
-            client_secret=secret,
-        ),
-        sandbox=sandbox,
-        sandbox_db=None if args.throwaway else sandbox_db,
-        read_only=args.read_only or _truthy(environ.get("CARTO_MCP_READ_ONLY")),
-        tools=_csv(args.tools or environ.get("CARTO_MCP_TOOLS")),
-        exclude_tools=_csv(args.exclude_tools or environ.get("CARTO_MCP_EXCLUDE_TOOLS")),
-        yes=args.yes or _truthy(environ.get("CARTO_MCP_YES")),
-        audit_log=audit,
-        confirm_key=key.encode() if key else None,
-        profiles=_csv(args.profiles or environ.get("CARTO_MCP_PROFILES")),
-        auth_url=args.auth_url or environ.get("CARTO_MCP_AUTH_URL") or None,
-        stateless=getattr(args, "stateless", False),
-        debug=args.debug,
-    )
-
-
-def _read_secret_file(path: Path, flag: str) -> str:
-    from carto_mcp.api.errors import ProfileError
-
-    try:
-        value = path.expanduser().read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ProfileError(f"{flag}: cannot read {path} ({exc.strerror}).") from None
-    if not value:
-        raise ProfileError(f"{flag}: {path} is empty.")
-    return value
 
 
 def configure_logging(debug: bool) -> None:
@@ -262,7 +144,7 @@ def configure_logging(debug: bool) -> None:
 def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from carto_mcp.server.app import build_server
 
-    settings = settings_from_args(args, environ)
+    settings = settings_from(args, environ)
     server = build_server(settings)
     if args.transport == "stdio":
         if sys.stdin.isatty():
@@ -278,9 +160,9 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     from carto_mcp.server.http import build_http_app, serve_http
 
-    token = environ.get("CARTO_MCP_AUTH_TOKEN")
+    token = environ.get(ENV_AUTH_TOKEN)
     if args.auth_token_file:
-        token = _read_secret_file(args.auth_token_file, "--auth-token-file")
+        token = read_secret_file(args.auth_token_file, "--auth-token-file")
     app = build_http_app(
         server,
         transport=args.transport,
@@ -289,7 +171,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         stateless=args.stateless,
         auth_token=token,
         allowed_origins=tuple(args.allow_origin),
-        allowed_hosts=tuple(args.allow_host) + _csv(environ.get("CARTO_MCP_ALLOWED_HOSTS")),
+        allowed_hosts=(*args.allow_host, *split_csv(environ.get(ENV_ALLOWED_HOSTS))),
     )
     path = "/sse" if args.transport == "sse" else "/mcp"
     print(f"carto-mcp {args.transport} on http://{args.host}:{args.port}{path}", file=sys.stderr)
@@ -308,13 +190,13 @@ def cmd_call(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if not isinstance(arguments, dict):
         print('carto-mcp call: arguments must be a JSON object, like \'{"kind": "token"}\'.', file=sys.stderr)
         return 2
-    settings = settings_from_args(args, environ)
+    settings = settings_from(args, environ)
     payload, is_error = anyio.run(_call_tool, settings, args.tool, arguments)
     print(json.dumps(payload, indent=2, ensure_ascii=False))
     return 1 if is_error else 0
 
 
-async def _call_tool(settings: Any, tool: str, arguments: dict[str, Any]) -> tuple[Any, bool]:
+async def _call_tool(settings: Settings, tool: str, arguments: dict[str, Any]) -> tuple[Any, bool]:
     """One tool call through a real MCP client session (in-process), as a host would make it."""
     from mcp import Client
 
@@ -351,9 +233,8 @@ def cmd_tools() -> int:
     import anyio
 
     from carto_mcp.server.app import build_server
-    from carto_mcp.server.settings import ServerSettings
 
-    tools = anyio.run(build_server(ServerSettings()).list_tools)
+    tools = anyio.run(build_server(Settings()).list_tools)
     for tool in tools:
         print(f"{tool.name} — {tool.title}")
         print(f"  {(tool.description or '').split('. ')[0].rstrip('.')}.")
@@ -379,18 +260,17 @@ def _schema_type(spec: dict[str, Any]) -> str:
     return str(spec.get("type", "object"))
 
 
-def cmd_sandbox(args: argparse.Namespace) -> int:
+def cmd_sandbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from carto_mcp.sandbox import default_db_path, serve
 
-    serve(host=args.host, port=args.port, db_path=args.db or default_db_path())
+    serve(host=args.host, port=args.port, db_path=args.db or default_db_path(environ))
     return 0
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(admin=command in ADMIN_COMMANDS)
+    parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # `call TOOL --sandbox '{...}'`: argparse leaves a JSON argument placed after options unparsed.
     if args.command == "call" and len(extra) == 1 and args.arguments == "{}" and not extra[0].startswith("-"):
@@ -401,8 +281,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         parser.print_help()
         return 2
     configure_logging(getattr(args, "debug", False))
-    from carto_mcp.api.errors import CartoError
-
     try:
         if args.command == "serve":
             return cmd_serve(args, environ)
@@ -411,14 +289,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.command == "tools":
             return cmd_tools()
         if args.command == "sandbox":
-            return cmd_sandbox(args)
+            return cmd_sandbox(args, environ)
         if args.command == "doctor":
-            from carto_mcp.doctor import run_doctor
-
             return run_doctor(args, environ)
         if args.command == "install":
-            from carto_mcp.install import run_install
-
             return run_install(args, environ)
     except CartoError as exc:
         print(f"carto-mcp: {exc}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """`carto-mcp doctor`: which credentials the server would use, why, and whether they work.
 
-It resolves the profile exactly as `carto-mcp serve` does (same flags, same environment, same
-`bearer_for`), lists every credentials source it saw in priority order, checks the token's
+It resolves the profile exactly as `carto-mcp serve` does (the same flags and environment, read
+by `carto_mcp.config`, and the same connection code, `server.connections`), lists every
+credentials source it saw in priority order, checks the token's
 expiry and the credentials file's permissions, and — unless `--offline` — makes one cheap
 authenticated call (the first page of the token list, one row) and reports its latency.
 
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from carto_mcp import __version__
+from carto_mcp.config import Settings, add_credential_flags, settings_from
+from carto_mcp.errors import CartoError
 
 __all__ = ["Check", "DoctorReport", "add_doctor_parser", "diagnose", "run_doctor"]
 
@@ -40,7 +43,6 @@ _LOGIN_FIX = (
     "run `carto auth login` (the CARTO CLI) to create ~/.carto_credentials.json, or set CARTO_API_TOKEN, "
     "or pass --token; `carto-mcp serve --sandbox` works with no CARTO account"
 )
-_VERBS = ("run ", "pass ", "set ", "fix ", "copy ", "make ", "log in", "pick ", "remove ", "move ", "add ", "use ")
 
 EPILOG = """\
 examples:
@@ -91,29 +93,20 @@ class DoctorReport:
 
 
 def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `doctor` to the `carto-mcp` subcommands."""
-    from carto_mcp.cli import ADMIN_COMMANDS
-
+    """Add `doctor` to the `carto-mcp` subcommands, with every flag of `serve` that picks credentials."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "doctor",
-        help=ADMIN_COMMANDS["doctor"],
+        help="check versions, which CARTO credentials are used and why, and that they work",
         description="Show which credentials `carto-mcp serve` would use and why (every source, in priority "
         "order), the profile, tenant and base URL, the token's expiry, the credentials file's permissions and, "
-        "unless --offline, the latency of one authenticated call. Each problem is listed with its fix.",
+        "unless --offline, the latency of one authenticated call. Each problem is listed with its fix. It takes "
+        "the same credential flags and environment variables as `serve`, so pass what your client config passes.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--offline", action="store_true", help="make no network call")
-    g = parser.add_argument_group("credentials (the same flags as `carto-mcp serve`)")
-    g.add_argument("--profile", help="profile in ~/.carto_credentials.json (default: CARTO_PROFILE, then current)")
-    g.add_argument("--token", help="check this API token (prefer CARTO_API_TOKEN: flags show in ps)")
-    g.add_argument("--base-url", help="API base URL (default https://{tenant_id}.api.carto.com)")
-    g.add_argument("--client-id", help="M2M client id for headless auth (or CARTO_CLIENT_ID)")
-    g.add_argument(
-        "--client-secret-file", type=Path, help="file holding the M2M client secret (or CARTO_CLIENT_SECRET)"
-    )
-    g.add_argument("--sandbox", action="store_true", help="check the embedded sandbox API (env CARTO_MCP_SANDBOX=1)")
+    add_credential_flags(parser)
     return parser
 
 
@@ -131,72 +124,102 @@ def run_doctor(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def diagnose(args: argparse.Namespace, environ: Mapping[str, str]) -> DoctorReport:
-    """Every check, in the order a person would read them."""
-    from carto_mcp.api.errors import ProfileError
-    from carto_mcp.profiles import ProfileInputs, ProfileResolver
+    """Every check, in the order a person would read them; the client is opened as `serve` opens it."""
+    import anyio
 
     versions = _versions()
     checks = [_python_check(), _packages_check(versions)]
-    sandbox = bool(getattr(args, "sandbox", False)) or _truthy(environ.get("CARTO_MCP_SANDBOX"))
-
-    secret: str | None = None
-    secret_problem: Check | None = None
-    if getattr(args, "client_secret_file", None):
-        secret, secret_problem = _read_secret(Path(args.client_secret_file))
-    inputs = ProfileInputs(
-        token=getattr(args, "token", None),
-        profile=getattr(args, "profile", None),
-        base_url=getattr(args, "base_url", None),
-        client_id=getattr(args, "client_id", None),
-        client_secret=secret,
-    )
-    resolver = ProfileResolver(inputs, environ=environ)
-    sources = [asdict(report) for report in resolver.inspect()]
-
-    profile = None
-    if secret_problem is not None:
-        checks.append(secret_problem)
-    if sandbox:
+    try:
+        settings = settings_from(args, environ)
+    except CartoError as exc:
         checks.append(
             Check(
-                "credentials",
-                "warn",
-                "--sandbox: the embedded sandbox API, no CARTO account; the sources below are not used",
-                "drop --sandbox (and unset CARTO_MCP_SANDBOX) to check your CARTO credentials",
+                _SETTING_CHECKS.get(getattr(exc, "field", None) or "", "settings"), "fail", exc.message, exc.fix or ""
             )
         )
-    else:
-        try:
-            profile = resolver.resolve()
-        except ProfileError as exc:
-            message = str(exc)
-            checks.append(Check("credentials", "fail", message, _fix_for(message)))
+        # The rest of the report is made without the flag that could not be used.
+        settings = settings_from(argparse.Namespace(**{**vars(args), "client_secret_file": None}), environ)
+    report, latency = anyio.run(_check_connections, settings, environ, bool(getattr(args, "offline", False)))
+    checks.extend(report.checks)
+    return DoctorReport(
+        checks=checks, profile=report.profile, sources=report.sources, versions=versions, latency_ms=latency
+    )
+
+
+#: Which check reports a settings problem, by the flag it names.
+_SETTING_CHECKS = {"client_secret_file": "client secret"}
+
+
+async def _check_connections(
+    settings: Settings, environ: Mapping[str, str], offline: bool
+) -> tuple[DoctorReport, float | None]:
+    from carto_mcp.api import RetryPolicy
+    from carto_mcp.server.connections import Connections
+
+    connections = Connections(
+        settings, environ=dict(environ), retry=RetryPolicy(attempts=1, deadline=PROBE_DEADLINE), per_page=1
+    )
+    checks: list[Check] = []
+    try:
+        sources = [asdict(report) for report in connections.resolver.inspect()]
+        conn = connections.default()
+        profile = conn.profile
+        if settings.sandbox:
+            checks.append(
+                Check(
+                    "credentials",
+                    "warn",
+                    "--sandbox: the embedded sandbox API, no CARTO account; the sources below are not used",
+                    "drop --sandbox (and unset CARTO_MCP_SANDBOX) to check your CARTO credentials",
+                )
+            )
+            profile = None
+        elif conn.error is not None or profile is None:
+            error = conn.error
+            checks.append(
+                Check(
+                    "credentials", "fail", error.message if error else "no profile", (error and error.fix) or _LOGIN_FIX
+                )
+            )
         else:
             checks.append(Check("credentials", "ok", f"{profile.source}: {profile.reason}"))
             checks.append(_profile_check(profile))
             checks.append(_token_check(profile))
             for warning in profile.warnings:
                 if "chmod" not in warning:  # permissions get their own check below
-                    checks.append(Check("profile warning", "warn", warning, _fix_for(warning)))
-    checks.extend(_permission_checks(resolver.credentials_path, resolver.legacy_path))
+                    checks.append(Check("profile warning", "warn", warning, "see the warning"))
+            checks.extend(_extra_profile_checks(connections, settings))
+        checks.extend(_permission_checks(connections.resolver.credentials_path, connections.resolver.legacy_path))
+        latency: float | None = None
+        if offline:
+            checks.append(Check("connectivity", "ok", "skipped (--offline)"))
+        elif conn.credentials is not None:
+            check, latency = await _probe(conn, settings)
+            checks.append(check)
+        else:
+            checks.append(
+                Check("connectivity", "warn", "not tried: no usable credentials", "fix the credentials first")
+            )
+    finally:
+        await connections.aclose()
+    public = profile.public() if profile is not None else None
+    return DoctorReport(checks=checks, profile=public, sources=sources, versions={}), latency
 
-    latency: float | None = None
-    if getattr(args, "offline", False):
-        checks.append(Check("connectivity", "ok", "skipped (--offline)"))
-    elif sandbox or profile is not None:
-        import anyio
 
-        check, latency = anyio.run(_probe, profile, resolver, environ, sandbox)
-        checks.append(check)
-    else:
-        checks.append(Check("connectivity", "warn", "not tried: no usable credentials", "fix the credentials first"))
-    return DoctorReport(
-        checks=checks,
-        profile=profile.public() if profile is not None else None,
-        sources=sources,
-        versions=versions,
-        latency_ms=latency,
-    )
+def _extra_profile_checks(connections: Any, settings: Settings) -> list[Check]:
+    """Each profile `--profiles` lets tools switch to: can it be used?"""
+    out = []
+    for name in settings.profiles:
+        try:
+            conn = connections.get(name)
+            _, profile = conn.require()
+        except CartoError as exc:
+            out.append(
+                Check(f"profile {name}", "fail", exc.message, exc.fix or f"run `carto auth login --profile {name}`")
+            )
+            continue
+        out.append(Check(f"profile {name}", "ok", f"allowed by --profiles; base URL {profile.base_url}"))
+    return out
 
 
 def _versions() -> dict[str, str | None]:
@@ -234,19 +257,6 @@ def _packages_check(versions: Mapping[str, str | None]) -> Check:
             "reinstall carto-mcp (`pip install -e .` in a checkout) so both agree",
         )
     return Check("packages", "ok", detail)
-
-
-def _read_secret(path: Path) -> tuple[str | None, Check | None]:
-    fix = "point --client-secret-file at a readable file holding only the client secret"
-    try:
-        value = path.expanduser().read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        return None, Check("client secret", "fail", f"cannot read {path} ({exc.strerror or type(exc).__name__})", fix)
-    except UnicodeDecodeError:
-        return None, Check("client secret", "fail", f"{path} is not UTF-8 text", fix)
-    if not value:
-        return None, Check("client secret", "fail", f"{path} is empty", fix)
-    return value, None
 
 
 def _profile_check(profile: Any) -> Check:
@@ -316,59 +326,29 @@ def _permission_checks(*paths: Path) -> list[Check]:
     return out
 
 
-async def _probe(profile: Any, resolver: Any, environ: Mapping[str, str], sandbox: bool) -> tuple[Check, float | None]:
-    """One authenticated request: the first token-list page, one row; built as `serve` builds its client."""
-    import httpx2 as httpx
-
-    from carto_mcp.api import CartoClient, CartoError, RetryPolicy, StaticBearer
+async def _probe(conn: Any, settings: Settings) -> tuple[Check, float | None]:
+    """One authenticated request with the client `serve` would build: the first token-list page, one row."""
     from carto_mcp.api._http import HELP
-    from carto_mcp.server.connections import SANDBOX_URL, bearer_for
-    from carto_mcp.server.settings import ServerSettings
+    from carto_mcp.server.connections import SANDBOX_URL
 
-    retry = RetryPolicy(attempts=1, deadline=PROBE_DEADLINE)
-    store = None
-    if sandbox:
-        from carto_mcp.profiles import sandbox_profile
-        from carto_mcp.sandbox import create_app, default_db_path
-
-        db = Path(environ["CARTO_MCP_SANDBOX_DB"]) if environ.get("CARTO_MCP_SANDBOX_DB") else default_db_path(environ)
-        db.parent.mkdir(parents=True, exist_ok=True)
-        app = create_app(db)
-        store = app.state.store
-        sb = sandbox_profile(SANDBOX_URL)
-        client = CartoClient(
-            base_url=SANDBOX_URL,
-            auth=StaticBearer(sb.token or "sandbox", profile_name=sb.name, source="sandbox"),
-            transport=httpx.ASGITransport(app=app),
-            retry=retry,
-            per_page=1,
-        )
-        where = f"the embedded sandbox (db {db})"
-    else:
-        settings = ServerSettings(auth_url=environ.get("CARTO_MCP_AUTH_URL") or None)  # as `serve` reads it
-        client = CartoClient(
-            base_url=profile.base_url,
-            auth=bearer_for(profile, resolver, settings),
-            retry=retry,
-            per_page=1,
-        )
-        where = profile.base_url
+    api = conn.api
+    where = (
+        f"the embedded sandbox (db {settings.sandbox_db or 'throwaway'})"
+        if api.base_url == SANDBOX_URL
+        else api.base_url
+    )
     started = time.perf_counter()
     try:
-        async with client:
-            pages = client.token_pages()
-            try:
-                rows = await pages.__anext__()
-            except StopAsyncIteration:
-                rows = []
-            finally:
-                await pages.aclose()
+        pages = api.token_pages()
+        try:
+            rows = await pages.__anext__()
+        except StopAsyncIteration:
+            rows = []
+        finally:
+            await pages.aclose()
     except CartoError as exc:
         message = str(exc).replace(HELP, "").strip()
-        return Check("connectivity", "fail", f"GET /v3/tokens at {where}: {message}", _api_fix(exc, profile)), None
-    finally:
-        if store is not None:
-            store.close()
+        return Check("connectivity", "fail", f"GET /v3/tokens at {where}: {message}", _api_fix(exc, conn.profile)), None
     latency = round((time.perf_counter() - started) * 1000, 1)
     seen = "a token" if rows else "no tokens yet"
     return Check("connectivity", "ok", f"GET /v3/tokens at {where}: authenticated, {seen}, {latency:.0f} ms"), latency
@@ -396,23 +376,6 @@ def _api_fix(exc: Exception, profile: Any) -> str:
             "`carto-mcp doctor --offline` checks the rest"
         )
     return "retry in a moment; if it persists, run with `carto-mcp serve --debug` to see the request"
-
-
-def _fix_for(message: str) -> str:
-    """The actionable tail of a profile error ("…; run `carto auth login`"), or the general fix."""
-    if message.startswith("no CARTO credentials found"):
-        return _LOGIN_FIX
-    if message.startswith("no API base URL"):
-        return "pass --base-url, or run `carto auth login` so the profile has a tenant_id"
-    for sep in ("; ", ". ", ": "):
-        head, found, tail = message.rpartition(sep)
-        if found and head and tail.lower().startswith(_VERBS):
-            return tail.rstrip(".")
-    return _LOGIN_FIX
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 # --- rendering -----------------------------------------------------------------------------------

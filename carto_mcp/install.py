@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carto_mcp.files import atomic_write, json_type
+from carto_mcp.errors import InputError, InstallError
+from carto_mcp.files import atomic_write, home_dir, json_type, read_json_object
 from carto_mcp.masking import ELLIPSIS, mask, strip_bearer
+from carto_mcp.profiles import ENV_API_TOKEN
 
 __all__ = [
     "CLIENTS",
@@ -35,7 +37,6 @@ __all__ = [
     "run_install",
 ]
 
-ENV_API_TOKEN = "CARTO_API_TOKEN"
 DEFAULT_NAME = "carto"
 
 
@@ -119,20 +120,14 @@ _SECRET_KEY = re.compile(r"token|secret|password|passwd|api[_-]?key|auth|credent
 _JSON_STRING_PAIR = re.compile(r'^(?P<head>\s*"(?P<key>(?:[^"\\]|\\.)*)"\s*:\s*)"(?P<value>(?:[^"\\]|\\.)*)"')
 
 
-class InstallError(Exception):
-    """A refusal: the message says which file and what to do; nothing was written."""
-
-
 # --- argparse --------------------------------------------------------------------------------
 
 
 def add_install_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `install CLIENT` to the `carto-mcp` subcommands."""
-    from carto_mcp.cli import ADMIN_COMMANDS
-
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "install",
-        help=ADMIN_COMMANDS["install"],
+        help="add carto-mcp to an MCP client's config (Claude Desktop, Claude Code, Cursor, VS Code, Gemini CLI)",
         description="Write or update the carto-mcp server entry in an MCP client's config file. Every other "
         "server and setting is kept, the old file is saved as <file>.bak, and a second run changes nothing.",
         epilog=EPILOG,
@@ -165,19 +160,12 @@ def add_install_parser(subparsers: Any) -> argparse.ArgumentParser:
 # --- paths and the entry ---------------------------------------------------------------------
 
 
-def _home(environ: Mapping[str, str]) -> Path:
-    for key in ("HOME", "USERPROFILE"):
-        if environ.get(key):
-            return Path(environ[key])
-    return Path.home()
-
-
 def default_config_path(
     client: str, environ: Mapping[str, str], *, platform: str | None = None, cwd: Path | None = None
 ) -> Path:
     """The file `client` reads its MCP servers from, for this OS, home directory and working directory."""
     platform = sys.platform if platform is None else platform
-    home = _home(environ)
+    home = home_dir(environ)
     cwd = Path.cwd() if cwd is None else cwd
     if client == "claude-desktop":
         if platform == "darwin":
@@ -195,7 +183,7 @@ def default_config_path(
         return cwd / ".vscode" / "mcp.json"
     if client == "gemini":
         return home / ".gemini" / "settings.json"
-    raise ValueError(f"unknown client {client!r}; choose one of {', '.join(sorted(CLIENTS))}")
+    raise InputError(f"unknown client {client!r}; choose one of {', '.join(sorted(CLIENTS))}", field="client")
 
 
 def default_command(environ: Mapping[str, str]) -> str:
@@ -262,46 +250,25 @@ class _Loaded:
 
 
 def _load(path: Path, spec: ClientSpec) -> _Loaded:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
+    fix = (
+        "it was left untouched. Fix the file (comments and trailing commas are not JSON), or add the "
+        f"{spec.servers_key!r} entry by hand as shown in `manifests/` of carto-mcp"
+    )
+    loaded = read_json_object(path, what=f"{spec.label} config", fix=fix, error=InstallError, empty_ok=True)
+    if loaded is None:
         return _Loaded(None, {}, None, 2)
-    except OSError as exc:
-        raise InstallError(f"cannot read {path}: {exc.strerror or type(exc).__name__}; nothing was written.") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise InstallError(f"{path} is not a regular file; pass --config with the path of the client's JSON config.")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InstallError(f"cannot read {path}: {exc.strerror or type(exc).__name__}; nothing was written.") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InstallError(f"{path} is not UTF-8 text; it was left untouched. Fix or move it aside.") from None
-    if not text.strip():
-        return _Loaded(raw, {}, stat.S_IMODE(st.st_mode), 2)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        # exc.msg only: the document itself may hold other servers' secrets.
-        raise InstallError(
-            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. It was left untouched. "
-            f"Fix the file (comments and trailing commas are not JSON), or add the {spec.servers_key!r} entry by "
-            "hand as shown in `manifests/` of carto-mcp."
-        ) from None
-    if not isinstance(data, dict):
-        raise InstallError(
-            f"{path} must hold a JSON object at the top level, not {json_type(data)}; it was left untouched."
-        )
-    servers = data.get(spec.servers_key)
+    mode = stat.S_IMODE(loaded.stat.st_mode)
+    servers = loaded.data.get(spec.servers_key)
     if servers is not None and not isinstance(servers, dict):
+        text = loaded.raw.decode("utf-8-sig")
         line, col = _key_position(text, spec.servers_key)
         where = f" (line {line}, column {col})" if line else ""
         raise InstallError(
             f"{spec.servers_key!r} in {path}{where} must be a JSON object mapping server names to entries, not "
-            f"{json_type(servers)}; it was left untouched. Fix it, then run this command again."
+            f"{json_type(servers)}; it was left untouched",
+            fix="fix it, then run this command again",
         )
-    return _Loaded(raw, data, stat.S_IMODE(st.st_mode), _detect_indent(text))
+    return _Loaded(loaded.raw, loaded.data, mode, _detect_indent(loaded.raw.decode("utf-8-sig")))
 
 
 def _key_position(text: str, key: str) -> tuple[int | None, int | None]:
@@ -454,7 +421,7 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         atomic_write(target, new_text.encode("utf-8"), mode=mode)
     except OSError as exc:
         raise InstallError(
-            f"could not write {path}: {exc.strerror or type(exc).__name__}; the original is unchanged."
+            f"could not write {path}: {exc.strerror or type(exc).__name__}; the original is unchanged"
         ) from None
 
     verb = "updated" if existing is not None else "added"

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from carto_mcp.files import atomic_write, json_type
-from carto_mcp.errors import ProfileError
 from carto_mcp.contract import BASE_URL_TEMPLATE
+from carto_mcp.errors import ProfileError
+from carto_mcp.files import atomic_write, json_type
 from carto_mcp.masking import jwt_payload, mask, strip_bearer
 
 __all__ = [

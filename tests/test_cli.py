@@ -11,7 +11,9 @@ import httpx2
 from _procs import free_port, stop
 
 from carto_mcp import __version__
-from carto_mcp.server.settings import ALL_TOOLS
+from carto_mcp.server.tools import TOOLS
+
+ALL_TOOLS = [spec.name for spec in TOOLS]
 
 TIMEOUT = 30
 

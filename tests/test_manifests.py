@@ -19,9 +19,9 @@ from typing import Any
 import anyio
 import pytest
 
-from carto_mcp import cli, install, profiles
+from carto_mcp import cli, config, install, profiles
+from carto_mcp.config import Settings
 from carto_mcp.server.app import build_server
-from carto_mcp.server.settings import ServerSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,7 +51,7 @@ def load(relative: str) -> Any:
 
 
 def server_tools() -> list[Any]:
-    return anyio.run(build_server(ServerSettings()).list_tools)
+    return anyio.run(build_server(Settings()).list_tools)
 
 
 def first_sentence(description: str | None) -> str:
@@ -60,18 +60,8 @@ def first_sentence(description: str | None) -> str:
 
 
 def known_env_vars() -> set[str]:
-    """Every environment variable the CLI and the profile resolver read."""
-    names = {
-        profiles.ENV_API_TOKEN,
-        profiles.ENV_PROFILE,
-        profiles.ENV_CLIENT_ID,
-        profiles.ENV_CLIENT_SECRET,
-        profiles.ENV_BASE_URL,
-        *cli.ENV_FLAGS.values(),
-    }
-    source = Path(cli.__file__).read_text(encoding="utf-8")
-    names |= set(re.findall(r"""environ(?:\.get\(|\[)\s*["'](CARTO_[A-Z0-9_]+)["']""", source))
-    return names
+    """Every environment variable the settings and the profile resolver read (each named once, as ENV_*)."""
+    return {value for module in (config, profiles) for name, value in vars(module).items() if name.startswith("ENV_")}
 
 
 def walk(node: Any) -> Iterator[tuple[str, Any]]:

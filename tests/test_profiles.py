@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from carto_mcp import profiles
-from carto_mcp.api.errors import ProfileError
+from carto_mcp.errors import ProfileError
 from carto_mcp.profiles import (
     ProfileInputs,
     ProfileResolver,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from carto_mcp.api._http import RetryPolicy
 from carto_mcp.api.auth import BearerSource, ClientCredentialsBearer, FileBearer, StaticBearer
 from carto_mcp.api.client import CartoClient, TokenIndex
-from carto_mcp.api.errors import (
+from carto_mcp.errors import (
     ApiError,
     AuthError,
     BadResponse,

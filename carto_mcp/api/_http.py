@@ -19,8 +19,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from carto_mcp import contract
-from carto_mcp import errors
+from carto_mcp import contract, errors
 from carto_mcp.masking import mask
 
 logger = logging.getLogger("carto_mcp.api")

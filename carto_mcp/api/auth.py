@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 import httpx2 as httpx
 
-from carto_mcp import contract
-from carto_mcp import errors
+from carto_mcp import contract, errors
 from carto_mcp.api._http import log_request, log_response, read_json, transport_errors
 from carto_mcp.masking import strip_bearer
 

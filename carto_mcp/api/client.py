@@ -16,8 +16,7 @@ import anyio
 import httpx2 as httpx
 from pydantic import TypeAdapter
 
-from carto_mcp import __version__, contract
-from carto_mcp import errors
+from carto_mcp import __version__, contract, errors
 from carto_mcp.api._http import (
     IDEMPOTENT,
     RETRY_STATUSES,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from carto_mcp import contract
+from carto_mcp.errors import RuleError
 from carto_mcp.models import rules
 
 Title = Annotated[str, Field(min_length=1, max_length=256, description="Application title (required).")]
@@ -23,6 +24,7 @@ CALLBACKS = "OAuth callback URLs (e.g. ['https://myapp.com/callback'])."
 LOGOUT_URLS = "Logout redirect URLs (e.g. ['https://myapp.com/logout'])."
 WEB_ORIGINS = "Web origin URLs (e.g. ['https://myapp.com'])."
 ALLOWED_ORIGINS = "Allowed CORS origins (e.g. ['https://myapp.com'])."
+NOTHING_TO_CHANGE = "nothing to change: give title, login_uri, callbacks, logout_urls, web_origins or allowed_origins"
 
 
 def _check_urls(values: list[str] | None, what: str) -> list[str] | None:
@@ -80,16 +82,14 @@ class OAuthClientUpdate(_SpaFields):
     @model_validator(mode="after")
     def _nonempty(self) -> OAuthClientUpdate:
         if not self.model_dump(exclude_none=True):
-            raise ValueError(
-                "nothing to change: give title, login_uri, callbacks, logout_urls, web_origins or allowed_origins"
-            )
+            raise RuleError(NOTHING_TO_CHANGE)
         return self
 
     def check_kind(self, kind: str) -> None:
         if kind == "m2m":
             extra = sorted(k for k in self.model_dump(exclude_none=True) if k != "title")
             if extra:
-                raise ValueError(f"an M2M client has only a title; {', '.join(extra)} apply to SPA clients only")
+                raise RuleError(f"an M2M client has only a title; {', '.join(extra)} apply to SPA clients only")
 
     def to_wire(self) -> dict[str, Any]:
         return contract.oauth_to_wire(self.model_dump(exclude_none=True))

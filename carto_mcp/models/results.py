@@ -3,19 +3,21 @@
 Secrets are masked everywhere except the create results (`TokenCreated.token`,
 `ClientCreated.client_secret`), which show them exactly once — or not at all when they were
 written to a file.
+
+A result of a mutating tool also says, as `outcome` and `audit_id`, what its audit line
+records: one word for what happened, and the credential it happened to.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from carto_mcp.masking import mask
 from carto_mcp.models.kinds import ClientKind, CredentialKind
 from carto_mcp.models.wire import OAuthClient, Token
-
 
 
 def _flat_nullables(schema: dict[str, Any]) -> None:
@@ -167,6 +169,14 @@ class TokenCreated(BaseModel):
     request: dict[str, Any] | None = Field(default=None, description="dry_run only: the normalized request body.")
     warnings: list[str] = Field(default_factory=list)
 
+    @property
+    def outcome(self) -> str | None:
+        return None if self.status == "dry_run" else "ok"
+
+    @property
+    def audit_id(self) -> str | None:
+        return self.id
+
     def summary(self) -> str:
         notes = f" {_plural(len(self.warnings), 'warning')}: see warnings." if self.warnings else ""
         if self.status == "dry_run":
@@ -189,6 +199,14 @@ class ClientCreated(BaseModel):
     detail: ClientDetail
     warnings: list[str] = Field(default_factory=list)
 
+    @property
+    def outcome(self) -> str:
+        return "ok"
+
+    @property
+    def audit_id(self) -> str:
+        return self.id
+
     def summary(self) -> str:
         title = f" ({self.detail.title})" if self.detail.title else ""
         head = f"Created {self.detail.kind} client {self.id}{title}."
@@ -199,7 +217,34 @@ class ClientCreated(BaseModel):
         return head
 
 
-class Updated(BaseModel):
+_Change = TypeVar("_Change", bound="ChangeResult")
+
+
+class ChangeResult(BaseModel):
+    """What an update or a revoke did; `status` is 'cancelled' for both a decline and a cancel."""
+
+    status: str
+    id: str
+    #: Why a change was not made ("declined" or "cancelled"); the audit line keeps the difference.
+    _outcome: str | None = PrivateAttr(default=None)
+
+    @classmethod
+    def not_made(cls: type[_Change], why: str, **fields: Any) -> _Change:
+        """The result of a change the person declined or cancelled: nothing changed."""
+        result = cls(status="cancelled", **fields)
+        result._outcome = why
+        return result
+
+    @property
+    def outcome(self) -> str:
+        return self._outcome or self.status
+
+    @property
+    def audit_id(self) -> str:
+        return self.id
+
+
+class Updated(ChangeResult):
     status: Literal["updated", "confirmation_required", "cancelled"]
     kind: CredentialKind
     id: str
@@ -217,7 +262,7 @@ class Updated(BaseModel):
         return self.message or self.status
 
 
-class Revoked(BaseModel):
+class Revoked(ChangeResult):
     status: Literal["revoked", "confirmation_required", "cancelled"]
     kind: CredentialKind
     id: str
@@ -228,6 +273,88 @@ class Revoked(BaseModel):
 
     def summary(self) -> str:
         return self.message
+
+
+class CredentialDetail(BaseModel):
+    """One credential in full; exactly one of token/client is set."""
+
+    kind: CredentialKind
+    id: str
+    token: TokenDetail | None = None
+    client: ClientDetail | None = None
+
+    def summary(self) -> str:
+        if self.token is not None:
+            t = self.token
+            name = f" ({t.name})" if t.name else ""
+            expiry = (
+                "expired" if t.expired else (f"expires {t.expiration_date}" if t.expiration_date else "never expires")
+            )
+            return f"Token {t.id}{name}: APIs {', '.join(t.apis) or 'none'}, {len(t.grants)} grant(s), {expiry}."
+        c = self.client
+        assert c is not None
+        return f"{c.kind.upper()} client {c.id}" + (f" ({c.title})." if c.title else ".")
+
+
+class Rotated(BaseModel):
+    status: Literal["rotated", "replacement_created", "cancelled"]
+    old_id: str
+    new: TokenCreated | None = None
+    old_revoked: bool = False
+    confirmation_code: str | None = Field(
+        default=None,
+        description="Pass to revoke_credential(kind='token', id=old_id, confirm=...) to revoke the old token.",
+    )
+    message: str
+
+    @property
+    def outcome(self) -> str:
+        return self.status
+
+    @property
+    def audit_id(self) -> str:
+        return self.old_id
+
+    def summary(self) -> str:
+        return self.message
+
+
+class Identity(BaseModel):
+    """Who the server acts as. Never holds a token."""
+
+    profile: str
+    source: str
+    reason: str
+    base_url: str
+    tenant_id: str | None = None
+    tenant_domain: str | None = None
+    organization_id: str | None = None
+    organization_name: str | None = None
+    user_email: str | None = None
+    sandbox: bool = False
+
+    def summary(self) -> str:
+        org = f", organization {self.organization_name}" if self.organization_name else ""
+        user = f", user {self.user_email}" if self.user_email else ""
+        where = "the embedded SANDBOX (no CARTO account)" if self.sandbox else self.base_url
+        return f"Profile '{self.profile}' ({self.source}) on {where}{org}{user}."
+
+
+class ProfileRow(BaseModel):
+    name: str
+    active: bool
+    organization_name: str | None = None
+    tenant_id: str | None = None
+
+
+class Profiles(BaseModel):
+    profiles: list[ProfileRow]
+    switching_enabled: bool = Field(description="True when tools accept a `profile` argument (--profiles a,b).")
+
+    def summary(self) -> str:
+        names = ", ".join(p.name + (" (active)" if p.active else "") for p in self.profiles)
+        switch = "" if self.switching_enabled else " Switching is off: start the server with --profiles to allow it."
+        return f"Profiles: {names}.{switch}"
 
 
 def _plural(count: int, word: str) -> str:

@@ -11,10 +11,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from carto_mcp import contract
+from carto_mcp.errors import RuleError
 from carto_mcp.models import rules
 from carto_mcp.models.rules import GrantKind
 
 ApiName = Literal["sql", "maps", "imports", "lds"]
+NOTHING_TO_CHANGE = "nothing to change: give name, grants, add_grants, remove_grants, apis or referers"
 
 Connection = Annotated[
     str,
@@ -209,16 +211,16 @@ class TokenUpdate(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> TokenUpdate:
         if self.expiration_date is not None:
-            raise ValueError(
+            raise RuleError(
                 "expiration_date cannot be changed: CARTO fixes a token's expiry at creation. Create a "
                 "replacement token with the new expiry (rotate_token), then revoke this one"
             )
         if self.grants is not None and (self.add_grants or self.remove_grants):
-            raise ValueError("give either grants (replace all) or add_grants/remove_grants, not both")
+            raise RuleError("give either grants (replace all) or add_grants/remove_grants, not both")
         if all(
             v is None for v in (self.name, self.grants, self.add_grants, self.remove_grants, self.apis, self.referers)
         ):
-            raise ValueError("nothing to change: give name, grants, add_grants, remove_grants, apis or referers")
+            raise RuleError(NOTHING_TO_CHANGE)
         return self
 
     def apply(self, current: TokenState) -> TokenState:
@@ -234,7 +236,7 @@ class TokenUpdate(BaseModel):
             missing = drop - {g.key() for g in grants}
             if missing:
                 conn, src = sorted(missing)[0]
-                raise ValueError(f"remove_grants: the token has no grant ({conn!r}, {src[:60]!r})")
+                raise RuleError(f"remove_grants: the token has no grant ({conn!r}, {src[:60]!r})")
             grants = [g for g in grants if g.key() not in drop]
         return TokenState.of(
             name=self.name if self.name is not None else current.name,

@@ -26,8 +26,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from carto_mcp import contract
-from carto_mcp.masking import strip_bearer
 from carto_mcp.errors import RuleError
+from carto_mcp.masking import strip_bearer
 from carto_mcp.sandbox import checks
 from carto_mcp.sandbox.faults import SANDBOX_PREFIX, Fault, FaultBox, Instrument, error_body
 from carto_mcp.sandbox.store import SandboxStore

@@ -16,11 +16,9 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import sqlite3
 import string
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from carto_mcp import contract
+from carto_mcp.files import user_data_dir
 from carto_mcp.masking import jwt_payload
 from carto_mcp.models.rules import format_expiry, parse_timestamp
 
@@ -82,23 +81,9 @@ def _add_owner_column(conn: sqlite3.Connection) -> None:
 
 
 def default_db_path(environ: Mapping[str, str] | None = None, *, platform: str | None = None) -> Path:
-    """Where `carto-mcp sandbox` keeps its state between runs (the directory is not created here).
-
-    `$XDG_DATA_HOME/carto-mcp/sandbox.sqlite3` when set; otherwise the platform's per-user data
-    directory: `~/.local/share`, `~/Library/Application Support` (macOS), `%LOCALAPPDATA%` (Windows).
-    """
-    env = os.environ if environ is None else environ
-    platform = sys.platform if platform is None else platform
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    if env.get("XDG_DATA_HOME"):
-        base = Path(env["XDG_DATA_HOME"])
-    elif platform == "darwin":
-        base = home / "Library" / "Application Support"
-    elif platform.startswith(("win", "cygwin")):
-        base = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
-    else:
-        base = home / ".local" / "share"
-    return base / "carto-mcp" / "sandbox.sqlite3"
+    """Where `carto-mcp sandbox` keeps its state between runs (the directory is not created here):
+    `carto-mcp/sandbox.sqlite3` under the per-user data directory (`carto_mcp.files.user_data_dir`)."""
+    return user_data_dir(environ, platform=platform) / "carto-mcp" / "sandbox.sqlite3"
 
 
 def now_iso() -> str:

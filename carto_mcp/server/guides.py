@@ -6,11 +6,10 @@ the prompts walk through a job with the tools, least privilege first.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+from mcp.server.mcpserver import MCPServer
 from pydantic import Field
-
-from carto_mcp.server.app import CartoMCP
 
 RULES_URI = "carto://rules/tokens"
 
@@ -51,7 +50,7 @@ TOKEN_RULES = """\
 """
 
 
-def register(server: CartoMCP) -> None:
+def register(server: MCPServer[Any]) -> None:
     server.resource(
         RULES_URI,
         name="token-rules",

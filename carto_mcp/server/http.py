@@ -11,7 +11,7 @@ import hmac
 import ipaddress
 from typing import TYPE_CHECKING
 
-from carto_mcp.api.errors import InputError
+from carto_mcp.errors import InputError
 
 if TYPE_CHECKING:
     from mcp.server.transport_security import TransportSecuritySettings

@@ -17,11 +17,11 @@ import pytest
 from mcp import Client
 from mcp_types import CallToolResult
 
+from carto_mcp.config import Settings
 from carto_mcp.profiles import ProfileInputs
 from carto_mcp.sandbox import running_sandbox
 from carto_mcp.sandbox.server import RunningSandbox
 from carto_mcp.server.app import CartoMCP, build_server
-from carto_mcp.server.settings import ServerSettings
 
 #: The bearer the servers under test send to the sandbox; it must never show up anywhere else.
 BEARER = "test-bearer-value-0001"
@@ -42,21 +42,21 @@ def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
         yield running
 
 
-def settings_for(sandbox: RunningSandbox, **overrides: Any) -> ServerSettings:
+def settings_for(sandbox: RunningSandbox, **overrides: Any) -> Settings:
     """Server settings whose profile is the loopback sandbox (token flag + base URL, as the CLI passes them)."""
-    return ServerSettings(profile=ProfileInputs(token=BEARER, base_url=sandbox.url), **overrides)
+    return Settings(profile=ProfileInputs(token=BEARER, base_url=sandbox.url), **overrides)
 
 
-def server_for(settings: ServerSettings) -> CartoMCP:
+def server_for(settings: Settings) -> CartoMCP:
     return build_server(settings, environ={})
 
 
 @asynccontextmanager
 async def connect(
-    target: ServerSettings | CartoMCP, *, timeout: float = TIMEOUT, **client_options: Any
+    target: Settings | CartoMCP, *, timeout: float = TIMEOUT, **client_options: Any
 ) -> AsyncIterator[Client]:
     """An in-memory MCP client on a server (built from settings if needed); the whole session is bounded."""
-    server = server_for(target) if isinstance(target, ServerSettings) else target
+    server = server_for(target) if isinstance(target, Settings) else target
     with anyio.fail_after(timeout):
         async with Client(server, read_timeout_seconds=timeout, **client_options) as client:
             yield client

@@ -9,7 +9,7 @@ import pytest
 
 from carto_mcp.api import InputError
 from carto_mcp.sandbox.server import RunningSandbox
-from carto_mcp.server.safety import Confirmer, Operation
+from carto_mcp.server.confirm import Confirmer, Operation
 
 from .conftest import connect, error_text, grant, ok, server_for, settings_for, token_count
 

@@ -10,8 +10,8 @@ import pytest
 from mcp import Client
 from mcp_types import ElicitResult
 
+from carto_mcp.config import Settings
 from carto_mcp.server.app import build_server
-from carto_mcp.server.settings import ServerSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -45,8 +45,8 @@ def data(result: Any) -> dict[str, Any]:
     return dict(result.structured_content)
 
 
-def settings(tmp_path: Path, **extra: Any) -> ServerSettings:
-    return ServerSettings(sandbox=True, sandbox_db=tmp_path / "extras.db", **extra)
+def settings(tmp_path: Path, **extra: Any) -> Settings:
+    return Settings(sandbox=True, sandbox_db=tmp_path / "extras.db", **extra)
 
 
 async def token_ids(client: Client) -> set[str]:

@@ -15,11 +15,11 @@ import httpx2
 import pytest
 from mcp import Client
 
+from carto_mcp.config import Settings
 from carto_mcp.profiles import ProfileInputs
 from carto_mcp.sandbox import running_sandbox
 from carto_mcp.sandbox.server import RunningSandbox
 from carto_mcp.server.app import build_server
-from carto_mcp.server.settings import ServerSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +51,7 @@ class Admin:
 
 
 def server_for(sandbox: RunningSandbox, **settings: Any) -> Any:
-    return build_server(ServerSettings(profile=ProfileInputs(token=BEARER, base_url=sandbox.url), **settings))
+    return build_server(Settings(profile=ProfileInputs(token=BEARER, base_url=sandbox.url), **settings))
 
 
 def text_of(result: Any) -> str:
@@ -130,7 +130,7 @@ async def test_an_unreachable_api_is_a_tool_error_and_the_server_keeps_answering
     def refuse(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ConnectError("connection refused", request=request)
 
-    settings = ServerSettings(profile=ProfileInputs(token=BEARER, base_url="https://gcp-us-east1.api.carto.test"))
+    settings = Settings(profile=ProfileInputs(token=BEARER, base_url="https://gcp-us-east1.api.carto.test"))
     async with Client(build_server(settings, transport=httpx2.MockTransport(refuse))) as client:
         for _ in range(2):
             failed = await client.call_tool("list_credentials", {})
@@ -146,7 +146,7 @@ async def headless_m2m(sandbox: RunningSandbox, tmp_path: Path) -> tuple[Any, st
     assert made.structured_content is not None
     client_id, secret = made.structured_content["id"], made.structured_content["client_secret"]
     environ = {"CARTO_CLIENT_ID": client_id, "CARTO_CLIENT_SECRET": secret, "CARTO_MCP_BASE_URL": sandbox.url}
-    settings = ServerSettings(
+    settings = Settings(
         auth_url=f"{sandbox.url}/oauth/token", credentials_path=tmp_path / "none.json", legacy_path=tmp_path / "x.json"
     )
     return build_server(settings, environ=environ), secret
@@ -185,3 +185,24 @@ async def test_a_headless_m2m_server_lists_only_the_tokens_its_client_made(
     assert [r["name"] for r in robot_rows["rows"]] == ["robot-made"]
     assert missing.is_error and mine.structured_content["id"] in text_of(missing)
     assert "only the tokens it created" in text_of(missing)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_rename_costs_one_get_and_one_patch(sandbox: RunningSandbox, mode: str) -> None:
+    """A harmless update is planned once: one GET of the credential as it is, one PATCH, nothing else."""
+    admin = Admin(sandbox.url)
+    async with Client(server_for(sandbox), mode=mode) as client:
+        token = (await client.call_tool("create_token", MAPS)).structured_content
+        spa = (await client.call_tool("create_spa", {"title": "web"})).structured_content
+        assert token is not None and spa is not None
+        admin.reset()
+        renamed = await client.call_tool("update_credential", {"kind": "token", "id": token["id"], "name": "renamed"})
+        assert not renamed.is_error, text_of(renamed)
+        token_counts = httpx2.get(f"{sandbox.url}/_sandbox/requests", timeout=5).json()
+        admin.reset()
+        retitled = await client.call_tool("update_credential", {"kind": "spa", "id": spa["id"], "title": "web 2"})
+        assert not retitled.is_error, text_of(retitled)
+        client_counts = httpx2.get(f"{sandbox.url}/_sandbox/requests", timeout=5).json()
+    assert token_counts == {"GET /v3/tokens/{token}": 1, "PATCH /v3/tokens/{token}": 1}
+    assert client_counts == {"GET /v3/oauth-clients/{client_id}": 1, "PATCH /v3/oauth-clients/{client_id}": 1}
+    assert renamed.structured_content is not None and renamed.structured_content["token"]["name"] == "renamed"

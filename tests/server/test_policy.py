@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 
 from carto_mcp.api import CartoError
+from carto_mcp.config import Settings
 from carto_mcp.sandbox.server import RunningSandbox
 from carto_mcp.server.app import build_server
-from carto_mcp.server.settings import ALL_TOOLS, READ_TOOLS, ServerSettings
+from carto_mcp.server.tools import TOOLS
 
 from .conftest import BEARER, client_count, connect, error_text, grant, ok, server_for, settings_for, token_count
+
+ALL_TOOLS = [spec.name for spec in TOOLS]
+READ_TOOLS = [spec.name for spec in TOOLS if spec.read_only]
 
 pytestmark = pytest.mark.anyio
 
@@ -259,5 +263,5 @@ async def test_an_m2m_secret_file_clash_creates_no_client(sandbox: RunningSandbo
 def test_a_policy_that_leaves_no_tool_is_refused_at_build_time() -> None:
     """--read-only with --tools naming only write tools would serve nothing: that is an error, not a silent no-op."""
     with pytest.raises(CartoError) as info:
-        build_server(ServerSettings(read_only=True, tools=("create_*",)))
+        build_server(Settings(read_only=True, tools=("create_*",)))
     assert "leave no tool" in str(info.value) and "list_credentials" in str(info.value)

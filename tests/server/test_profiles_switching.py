@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from carto_mcp.config import Settings
 from carto_mcp.sandbox import running_sandbox
 from carto_mcp.sandbox.server import RunningSandbox
 from carto_mcp.server.app import build_server
-from carto_mcp.server.settings import ServerSettings
 
 PROFILES = {
     "current_profile": "production",
@@ -48,7 +48,7 @@ def server_for(tmp_path: Path, sandbox: RunningSandbox, **settings: Any) -> Any:
     creds.write_text(json.dumps(PROFILES), encoding="utf-8")
     creds.chmod(0o600)
     return build_server(
-        ServerSettings(credentials_path=creds, legacy_path=tmp_path / "none.json", **settings),
+        Settings(credentials_path=creds, legacy_path=tmp_path / "none.json", **settings),
         environ={"CARTO_MCP_BASE_URL": sandbox.url},
     )
 

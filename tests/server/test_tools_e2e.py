@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
+from carto_mcp.config import Settings
 from carto_mcp.profiles import ProfileInputs
 from carto_mcp.sandbox.server import RunningSandbox
-from carto_mcp.server.settings import ALL_TOOLS, ServerSettings
+from carto_mcp.server.tools import TOOLS
 
 from .conftest import BEARER, TABLE, client_count, connect, grant, ok, settings_for, token_count
+
+ALL_TOOLS = [spec.name for spec in TOOLS]
 
 pytestmark = pytest.mark.anyio
 
@@ -412,7 +415,7 @@ async def test_dry_run_returns_the_normalized_request_and_creates_nothing(sandbo
 
 async def test_dry_run_needs_no_reachable_api() -> None:
     """dry_run never touches the network: it succeeds with the API base URL pointing at a closed port."""
-    settings = ServerSettings(profile=ProfileInputs(token=BEARER, base_url=f"http://127.0.0.1:{closed_port()}"))
+    settings = Settings(profile=ProfileInputs(token=BEARER, base_url=f"http://127.0.0.1:{closed_port()}"))
     async with connect(settings) as client:
         result = ok(
             await client.call_tool(

@@ -20,9 +20,11 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from carto_mcp.server.settings import READ_TOOLS
+from carto_mcp.server.tools import TOOLS
 
 from .conftest import TIMEOUT, error_text, grant, ok
+
+READ_TOOLS = [spec.name for spec in TOOLS if spec.read_only]
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
-Kind = Annotated[
-    Literal["token", "spa", "m2m"],
+from carto_mcp.models.kinds import CredentialKind, ListKind
+
+KindArg = Annotated[
+    CredentialKind,
     Field(description="Credential kind: 'token' (API Access Token), 'spa' or 'm2m' (OAuth clients)."),
 ]
-ListKind = Annotated[
-    Literal["all", "token", "tokens", "spa", "m2m", "oauth"],
+ListKindArg = Annotated[
+    ListKind,
     Field(description="Which credentials: all, token (alias tokens), spa, m2m, or oauth (spa and m2m)."),
 ]
 CredentialId = Annotated[
@@ -26,7 +28,7 @@ CredentialId = Annotated[
         ),
     ),
 ]
-Confirm = Annotated[
+ConfirmArg = Annotated[
     str | None,
     Field(
         default=None,
@@ -37,7 +39,7 @@ Confirm = Annotated[
         ),
     ),
 ]
-SecretFile = Annotated[
+SecretFileArg = Annotated[
     str | None,
     Field(
         default=None,
@@ -60,3 +62,5 @@ ProfileArg = Annotated[
         "Default: the server's profile.",
     ),
 ]
+SecretVariable = Annotated[str, Field(max_length=128, description="Variable name used in secret_output_file.")]
+UrlList = Annotated[list[Annotated[str, Field(min_length=1, max_length=2048)]], Field(max_length=100)]

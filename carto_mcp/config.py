@@ -1,0 +1,205 @@
+"""The settings of one run, from flags and environment, in one place.
+
+`serve`, `call`, `doctor` and `install` define their credential and safety flags here and
+turn them into one frozen `Settings` the same way: a flag wins over its environment
+variable, and both are read nowhere else. A desktop host can only pass environment
+variables, so every option that matters there has one.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from carto_mcp.errors import InputError
+from carto_mcp.profiles import ProfileInputs
+
+__all__ = [
+    "ENV_ALLOWED_HOSTS",
+    "ENV_AUDIT_LOG",
+    "ENV_AUTH_TOKEN",
+    "ENV_AUTH_URL",
+    "ENV_CONFIRM_KEY",
+    "ENV_EXCLUDE_TOOLS",
+    "ENV_PROFILES",
+    "ENV_READ_ONLY",
+    "ENV_SANDBOX",
+    "ENV_SANDBOX_DB",
+    "ENV_TOOLS",
+    "ENV_YES",
+    "Settings",
+    "add_credential_flags",
+    "add_safety_flags",
+    "read_secret_file",
+    "settings_from",
+    "split_csv",
+    "truthy",
+]
+
+ENV_READ_ONLY = "CARTO_MCP_READ_ONLY"
+ENV_YES = "CARTO_MCP_YES"
+ENV_SANDBOX = "CARTO_MCP_SANDBOX"
+ENV_SANDBOX_DB = "CARTO_MCP_SANDBOX_DB"
+ENV_TOOLS = "CARTO_MCP_TOOLS"
+ENV_EXCLUDE_TOOLS = "CARTO_MCP_EXCLUDE_TOOLS"
+ENV_AUDIT_LOG = "CARTO_MCP_AUDIT_LOG"
+ENV_CONFIRM_KEY = "CARTO_MCP_CONFIRM_KEY"
+ENV_PROFILES = "CARTO_MCP_PROFILES"
+ENV_AUTH_URL = "CARTO_MCP_AUTH_URL"
+ENV_AUTH_TOKEN = "CARTO_MCP_AUTH_TOKEN"
+ENV_ALLOWED_HOSTS = "CARTO_MCP_ALLOWED_HOSTS"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that shapes one server (or one `doctor` check), decided before it starts."""
+
+    profile: ProfileInputs = field(default_factory=ProfileInputs)
+    sandbox: bool = False
+    #: The sandbox's sqlite file; None is a throwaway in-memory sandbox.
+    sandbox_db: Path | None = None
+    read_only: bool = False
+    tools: tuple[str, ...] = ()
+    exclude_tools: tuple[str, ...] = ()
+    yes: bool = False
+    audit_log: Path | None = None
+    confirm_key: bytes | None = None
+    confirm_ttl: int = 300
+    stateless: bool = False
+    debug: bool = False
+    credentials_path: Path | None = None
+    legacy_path: Path | None = None
+    auth_url: str | None = None
+    #: Extra credentials-file profiles tools may switch to with their `profile` argument.
+    profiles: tuple[str, ...] = ()
+
+
+def truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def split_csv(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def add_credential_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that decide which CARTO credentials (or which sandbox) a command uses."""
+    g = parser.add_argument_group("credentials (same as the CARTO CLI)")
+    g.add_argument(
+        "--profile", help="profile in ~/.carto_credentials.json (default: CARTO_PROFILE, then current_profile)"
+    )
+    g.add_argument("--token", help="override the API token for this run (prefer CARTO_API_TOKEN: flags show in ps)")
+    g.add_argument("--base-url", help="override the API base URL (default https://{tenant_id}.api.carto.com)")
+    g.add_argument(
+        "--profiles",
+        help=f"comma list of more credentials-file profiles tools may switch to with their `profile` argument "
+        f"(env {ENV_PROFILES}); default: only the resolved profile",
+    )
+    g.add_argument("--client-id", help="M2M client id for headless auth (or CARTO_CLIENT_ID)")
+    g.add_argument(
+        "--client-secret-file", type=Path, help="file holding the M2M client secret (or CARTO_CLIENT_SECRET)"
+    )
+    g.add_argument(
+        "--auth-url",
+        help=f"M2M client-credentials token endpoint (env {ENV_AUTH_URL}; default https://auth.carto.com/oauth/token)",
+    )
+    g.add_argument(
+        "--sandbox", action="store_true", help=f"use the embedded sandbox API instead of CARTO (env {ENV_SANDBOX}=1)"
+    )
+    g.add_argument(
+        "--sandbox-db", type=Path, help=f"sandbox sqlite file (default: under the user data dir; env {ENV_SANDBOX_DB})"
+    )
+    g.add_argument("--throwaway", action="store_true", help="with --sandbox: an in-memory sandbox that is gone on exit")
+    g.add_argument("--debug", action="store_true", help="log CARTO requests to stderr (tokens masked)")
+
+
+def add_safety_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that decide which tools exist and what needs confirmation."""
+    g = parser.add_argument_group("safety policy (each also settable by environment variable)")
+    g.add_argument(
+        "--read-only",
+        action="store_true",
+        help=f"register only the read tools: list, get, whoami, list_profiles ({ENV_READ_ONLY}=1)",
+    )
+    g.add_argument("--tools", help=f"comma list of tool names or globs to register ({ENV_TOOLS})")
+    g.add_argument("--exclude-tools", help=f"comma list of tool names or globs to leave out ({ENV_EXCLUDE_TOOLS})")
+    g.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"skip confirmation of destructive calls, for trusted automation ({ENV_YES}=1)",
+    )
+    g.add_argument(
+        "--audit-log", type=Path, help=f"append one JSON line per mutating call to this file ({ENV_AUDIT_LOG})"
+    )
+
+
+def read_secret_file(path: Path, flag: str) -> str:
+    """The secret a `--...-file` flag points at, stripped; a clear error when it cannot be read."""
+    field = flag.lstrip("-").replace("-", "_")
+    fix = f"point {flag} at a readable file holding only the secret"
+    try:
+        value = path.expanduser().read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise InputError(
+            f"{flag}: cannot read {path} ({exc.strerror or type(exc).__name__})", field=field, fix=fix
+        ) from None
+    except UnicodeDecodeError:
+        raise InputError(f"{flag}: {path} is not UTF-8 text", field=field, fix=fix) from None
+    if not value:
+        raise InputError(f"{flag}: {path} is empty", field=field, fix=fix)
+    return value
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """Settings from parsed flags (a flag a command does not define counts as not given) and `environ`."""
+
+    def flag(name: str) -> object:
+        return getattr(args, name, None)
+
+    secret_file = flag("client_secret_file")
+    secret = read_secret_file(Path(str(secret_file)), "--client-secret-file") if secret_file else None
+    sandbox = bool(flag("sandbox")) or truthy(environ.get(ENV_SANDBOX))
+    throwaway = bool(flag("throwaway"))
+    if throwaway and not sandbox:
+        raise InputError("--throwaway only applies with --sandbox", field="throwaway", fix="add --sandbox or drop it")
+    sandbox_db = flag("sandbox_db") or _path(environ.get(ENV_SANDBOX_DB))
+    if sandbox and not throwaway and sandbox_db is None:
+        from carto_mcp.sandbox.store import default_db_path  # only a sandbox run needs the sandbox
+
+        sandbox_db = default_db_path(environ)
+    key = environ.get(ENV_CONFIRM_KEY)
+    return Settings(
+        profile=ProfileInputs(
+            token=_str(flag("token")),
+            profile=_str(flag("profile")),
+            base_url=_str(flag("base_url")),
+            client_id=_str(flag("client_id")),
+            client_secret=secret,
+        ),
+        sandbox=sandbox,
+        sandbox_db=None if throwaway else (Path(str(sandbox_db)) if sandbox_db else None),
+        read_only=bool(flag("read_only")) or truthy(environ.get(ENV_READ_ONLY)),
+        tools=split_csv(_str(flag("tools")) or environ.get(ENV_TOOLS)),
+        exclude_tools=split_csv(_str(flag("exclude_tools")) or environ.get(ENV_EXCLUDE_TOOLS)),
+        yes=bool(flag("yes")) or truthy(environ.get(ENV_YES)),
+        audit_log=_as_path(flag("audit_log")) or _path(environ.get(ENV_AUDIT_LOG)),
+        confirm_key=key.encode() if key else None,
+        profiles=split_csv(_str(flag("profiles")) or environ.get(ENV_PROFILES)),
+        auth_url=_str(flag("auth_url")) or environ.get(ENV_AUTH_URL) or None,
+        stateless=bool(flag("stateless")),
+        debug=bool(flag("debug")),
+    )
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _as_path(value: object) -> Path | None:
+    return value if isinstance(value, Path) else None

@@ -1,0 +1,28 @@
+"""What a credential tool means, independent of MCP: listing, planned changes, rotation, secret delivery.
+
+Depends on `carto_mcp.api` and `carto_mcp.models` only; `carto_mcp.server` is its one caller.
+"""
+
+from __future__ import annotations
+
+from carto_mcp.credentials.changes import Plan, client_change, the_change, token_change
+from carto_mcp.credentials.listing import ListQuery, Progress
+from carto_mcp.credentials.rotation import replacement, same_lifetime
+from carto_mcp.credentials.secrets import SecretFile, env_name
+from carto_mcp.credentials.service import M2M_VARIABLES, Credentials, Rotation
+
+__all__ = [
+    "M2M_VARIABLES",
+    "Credentials",
+    "ListQuery",
+    "Plan",
+    "Progress",
+    "Rotation",
+    "SecretFile",
+    "client_change",
+    "env_name",
+    "replacement",
+    "same_lifetime",
+    "the_change",
+    "token_change",
+]

@@ -1,0 +1,183 @@
+"""`Credentials`: what each tool means, over one profile's CARTO client, with no MCP in sight.
+
+The tools parse their arguments, call one method here and shape the result; everything in
+between — walking pages, resolving short ids, planning a change, delivering a secret —
+happens here, so it can be used and tested without a server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from carto_mcp.api import CartoClient
+from carto_mcp.credentials.changes import Plan, client_plan, revoke_plan, token_plan
+from carto_mcp.credentials.listing import ListQuery, Progress, list_page
+from carto_mcp.credentials.secrets import SecretFile
+from carto_mcp.errors import CartoError, InputError, NotFound, PermissionDenied
+from carto_mcp.masking import looks_like_token, mask
+from carto_mcp.models.kinds import ClientKind, CredentialKind
+from carto_mcp.models.oauth_clients import M2MCreate, OAuthClientUpdate, SpaCreate
+from carto_mcp.models.results import (
+    ClientCreated,
+    ClientDetail,
+    CredentialDetail,
+    CredentialList,
+    TokenCreated,
+    TokenDetail,
+)
+from carto_mcp.models.tokens import TokenCreate, TokenUpdate
+from carto_mcp.models.wire import OAuthClient, Token
+
+__all__ = ["Credentials", "Rotation"]
+
+M2M_VARIABLES = ("CARTO_CLIENT_ID", "CARTO_CLIENT_SECRET")
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What a rotation did: the replacement (delivered), and whether the old token is gone."""
+
+    new: TokenCreated
+    old_revoked: bool
+    #: Why revoking the old token failed, when it was asked and did.
+    revoke_error: CartoError | None = None
+
+
+class Credentials:
+    """The credential operations of one profile."""
+
+    def __init__(self, api: CartoClient) -> None:
+        self.api = api
+
+    @property
+    def profile_name(self) -> str:
+        return self.api.profile_name
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def list_page(self, query: ListQuery, progress: Progress | None = None) -> CredentialList:
+        return await list_page(self.api, query, progress)
+
+    async def get(self, kind: CredentialKind, ident: str) -> CredentialDetail:
+        if kind == "token":
+            token = await self.token(ident)
+            return CredentialDetail(kind="token", id=token.id, token=TokenDetail.of(token))
+        client = await self.client(kind, ident)
+        return CredentialDetail(kind=kind, id=client.client_id, client=ClientDetail.of(client, kind))
+
+    async def token(self, ident: str) -> Token:
+        """A token by short id or full value."""
+        return await self.api.get_token(await self.api.resolve_token(ident))
+
+    async def client(self, kind: ClientKind, client_id: str) -> OAuthClient:
+        """A client, checked to be of the kind asked for (an M2M id passed as spa is a mistake)."""
+        if looks_like_token(client_id):
+            # A token value passed as a client id must reach neither the API's URL (and its logs) nor an error.
+            raise InputError(
+                f"kind: '{mask(client_id)}' is a token value, not an OAuth client id; pass kind 'token'.", field="kind"
+            )
+        try:
+            client = await self.api.get_client(client_id)
+        except NotFound as exc:
+            raise NotFound(
+                f"No {kind} client with id '{client_id}' for profile '{self.profile_name}'. Call list_credentials "
+                f"(kind '{kind}') to see the ids.",
+                status_code=404,
+            ) from exc
+        if client.app_type and client.app_type != kind:
+            raise InputError(
+                f"kind: client '{client_id}' is an {client.app_type} client, not {kind}; "
+                f"pass kind '{client.app_type}'.",
+                field="kind",
+            )
+        return client
+
+    # --- creating -------------------------------------------------------------------------
+
+    async def create_token(self, request: TokenCreate, secret: SecretFile | None = None) -> TokenCreated:
+        token = await self.api.create_token(request.to_wire())
+        return self._deliver_token(token, list(request.warnings), secret)
+
+    async def create_spa(self, request: SpaCreate) -> ClientCreated:
+        client = await self.api.create_client(request.to_wire())
+        return ClientCreated(id=client.client_id, detail=ClientDetail.of(client, "spa"))
+
+    async def create_m2m(self, request: M2MCreate, secret: SecretFile | None = None) -> ClientCreated:
+        try:
+            client = await self.api.create_client(request.to_wire())
+        except PermissionDenied as exc:
+            raise PermissionDenied(
+                f"{exc} M2M OAuth clients need an Enterprise Large plan or above.", status_code=exc.status_code
+            ) from exc
+        result = ClientCreated(id=client.client_id, detail=ClientDetail.of(client, "m2m"))
+        if client.client_secret is None:
+            return result.model_copy(update={"warnings": ["CARTO returned no client secret for this M2M client."]})
+        if secret is not None:
+            saved = _save(secret, (client.client_id, client.client_secret))
+            if saved is not None:
+                return result.model_copy(update={"secret_file": saved, "secret_variables": list(secret.variables)})
+            result.warnings.append("Could not write secret_output_file; the secret is returned here instead.")
+        return result.model_copy(update={"client_secret": client.client_secret})
+
+    def _deliver_token(self, token: Token, warnings: list[str], secret: SecretFile | None) -> TokenCreated:
+        """The create result: the token value once, or only where it was written."""
+        result = TokenCreated(id=token.id, detail=TokenDetail.of(token), warnings=warnings)
+        if secret is not None:
+            saved = _save(secret, (token.token,))
+            if saved is not None:
+                return result.model_copy(update={"secret_file": saved, "secret_variables": list(secret.variables)})
+            result.warnings.append("Could not write secret_output_file; the token is returned here instead.")
+        return result.model_copy(update={"token": token.token})
+
+    # --- changing -------------------------------------------------------------------------
+
+    async def plan_update(self, kind: CredentialKind, ident: str, change: TokenUpdate | OAuthClientUpdate) -> Plan:
+        if kind == "token":
+            assert isinstance(change, TokenUpdate)
+            return token_plan(change, await self.token(ident))
+        assert isinstance(change, OAuthClientUpdate)
+        return client_plan(kind, change, await self.client(kind, ident))
+
+    async def plan_revoke(self, kind: CredentialKind, ident: str) -> Plan:
+        current: Token | OAuthClient = await self.token(ident) if kind == "token" else await self.client(kind, ident)
+        return revoke_plan(kind, current)
+
+    async def update(self, plan: Plan) -> TokenDetail | ClientDetail:
+        """Send the plan's PATCH (or only re-read, when nothing differs) and return the credential as it is now."""
+        body = dict(plan.body)
+        if plan.kind == "token":
+            token = await (self.api.update_token(plan.target, body) if body else self.api.get_token(plan.target))
+            return TokenDetail.of(token)
+        client = await (self.api.update_client(plan.target, body) if body else self.api.get_client(plan.target))
+        return ClientDetail.of(client, plan.kind)
+
+    async def revoke(self, plan: Plan) -> None:
+        if plan.kind == "token":
+            await self.api.delete_token(plan.target)
+        else:
+            await self.api.delete_client(plan.target)
+
+    async def rotate(
+        self, old: Token, request: TokenCreate, secret: SecretFile | None, *, revoke_old: bool
+    ) -> Rotation:
+        """Create the replacement and deliver it; then, if asked, revoke the old token.
+
+        The replacement is delivered before the revoke is tried, so a failing revoke costs
+        nothing: the result still holds the new token, and says the old one still works.
+        """
+        new = await self.create_token(request, secret)
+        if not revoke_old:
+            return Rotation(new, old_revoked=False)
+        try:
+            await self.api.delete_token(old.token)
+        except CartoError as exc:
+            return Rotation(new, old_revoked=False, revoke_error=exc)
+        return Rotation(new, old_revoked=True)
+
+
+def _save(secret: SecretFile, values: tuple[str, ...]) -> str | None:
+    """Write a secret file after a create; on failure None, so the caller returns the secret instead."""
+    try:
+        return str(secret.write(values))
+    except (OSError, InputError):
+        return None

@@ -1,0 +1,169 @@
+"""The one adapter between MCP tool calls and carto-mcp: errors, audit lines and result text.
+
+Tool bodies and their resolvers raise `carto_mcp.errors` exceptions and return result models;
+they never build MCP errors, write audit lines or format replies. Two narrow hooks do that:
+
+- `wrap(spec)` is what the server registers for each tool: it runs the body, audits a
+  mutating call's outcome, and turns the result model into our reply (`reply.reply`). It is a
+  plain `functools.wraps` wrapper, so the SDK reads the tool's own signature and return model.
+- `CallAdapter.call` runs inside `CartoMCP.call_tool`, the SDK's public entry for a call: it
+  refuses unknown argument names (a typo must not silently drop a restriction), rewrites the
+  SDK's validation text so it never echoes an input value (which may be a secret), turns a
+  deliberate `CartoError` — from the body or a resolver — into a tool error the model can act
+  on, and audits a failed mutating call. Anything else is a bug and stays the SDK's masked error.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp_types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
+
+from carto_mcp.errors import CartoError, InputError
+from carto_mcp.masking import looks_like_token, short_id
+from carto_mcp.models.validation import describe
+from carto_mcp.server.registry import ToolSpec
+from carto_mcp.server.reply import reply
+from carto_mcp.server.state import AppState, state_of
+
+__all__ = ["CallAdapter", "unknown_arguments", "wrap"]
+
+logger = logging.getLogger("carto_mcp.server")
+
+
+def wrap(spec: ToolSpec) -> Callable[..., Awaitable[CallToolResult]]:
+    """The function registered for `spec`: the body, then its audit line and our reply."""
+    body = spec.fn
+
+    @functools.wraps(body)
+    async def tool(**arguments: Any) -> CallToolResult:
+        result = await body(**arguments)
+        if not spec.read_only:
+            outcome: str | None = getattr(result, "outcome", None)
+            if outcome is not None:
+                _audit(state_of(arguments["ctx"]), spec, arguments, outcome, getattr(result, "audit_id", None))
+        return reply(result)
+
+    return tool
+
+
+def unknown_arguments(tool: str, given: Sequence[str], known: Sequence[str]) -> str | None:
+    """An argument the tool does not take is refused, so a typo never silently drops a restriction."""
+    unknown = sorted(set(given) - set(known))
+    if not unknown:
+        return None
+    return (
+        f"Invalid arguments for {tool}: unknown argument{'s' if len(unknown) > 1 else ''} "
+        f"{', '.join(repr(u[:60]) for u in unknown[:5])}. Valid arguments: {', '.join(known)}"
+    )
+
+
+def tool_error_text(tool: str, exc: CartoError | ValidationError) -> str:
+    """What the model reads for a deliberate failure: the problem and its fix, never a traceback."""
+    if isinstance(exc, ValidationError):
+        return f"Invalid arguments for {tool}: {describe(exc)}"
+    if isinstance(exc, InputError):
+        return f"Invalid arguments for {tool}: {exc}"
+    return str(exc)
+
+
+class CallAdapter:
+    """Per-server state of the call hook: the registered specs and the argument names they take."""
+
+    def __init__(self, specs: Sequence[ToolSpec]) -> None:
+        self.specs = {spec.name: spec for spec in specs}
+        self._known: dict[str, list[str]] | None = None
+
+    async def call(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        context: Context[Any, Any] | None,
+        run: Callable[[], Awaitable[CallToolResult | InputRequiredResult]],
+        known_arguments: Callable[[], Awaitable[Mapping[str, list[str]]]],
+    ) -> CallToolResult | InputRequiredResult:
+        spec = self.specs.get(name)
+        if spec is not None and isinstance(arguments, dict):
+            if self._known is None:
+                self._known = dict(await known_arguments())
+            problem = unknown_arguments(name, list(arguments), self._known.get(name, []))
+            if problem:
+                self._audit_failure(context, spec, arguments, "InputError")
+                raise ToolError(problem)
+        try:
+            return await run()
+        except UnexpectedToolError as exc:
+            cause = exc.__cause__
+            if spec is None or not isinstance(cause, CartoError):
+                if spec is not None:
+                    self._audit_failure(context, spec, arguments, type(cause).__name__ if cause else "Error")
+                raise  # a bug: the SDK logs it and shows the model only "Error executing tool ..."
+            self._audit_failure(context, spec, arguments, type(cause).__name__)
+            raise ToolError(tool_error_text(name, cause)) from cause
+        except ToolError as exc:
+            if spec is not None:
+                cause = exc.__cause__
+                self._audit_failure(context, spec, arguments, type(cause).__name__ if cause else "ToolError")
+                if isinstance(cause, ValidationError):
+                    raise ToolError(tool_error_text(name, cause)) from cause
+            raise
+
+    def _audit_failure(
+        self, context: Context[Any, Any] | None, spec: ToolSpec, arguments: Mapping[str, Any], error: str
+    ) -> None:
+        if spec.read_only or context is None:
+            return
+        try:
+            state = state_of(context)
+        except (ValueError, AssertionError):  # called outside a request: nothing to audit into
+            return
+        _audit(state, spec, arguments, "error", arguments.get("id"), error=error)
+
+
+def _audit(
+    state: AppState,
+    spec: ToolSpec,
+    arguments: Mapping[str, Any],
+    outcome: str,
+    ident: object,
+    *,
+    error: str | None = None,
+) -> None:
+    """One audit line; a line that cannot be written is logged, and never replaces the call's result."""
+    if state.audit is None:
+        return
+    kind = arguments.get("kind") if isinstance(arguments.get("kind"), str) else spec.kind
+    try:
+        state.audit.record(
+            profile=_profile_label(state, arguments.get("profile")),
+            tool=spec.name,
+            kind=kind,
+            ident=_audit_id(ident),
+            outcome=outcome,
+            error=error,
+        )
+    except OSError as exc:
+        logger.error("could not write the audit log %s: %s", state.audit.path, exc.strerror or type(exc).__name__)
+
+
+def _audit_id(ident: object) -> str | None:
+    """A call by full token value that fails before the id is known is logged by the token's short id."""
+    if not isinstance(ident, str) or not ident:
+        return None
+    return short_id(ident) if looks_like_token(ident) else ident[:128]
+
+
+def _profile_label(state: AppState, profile: object) -> str:
+    """The profile a call acted as; never fails, since it runs while another error may be raised."""
+    if isinstance(profile, str) and profile:
+        return profile[:128]
+    try:
+        return state.profile_name
+    except CartoError:
+        return "(none)"

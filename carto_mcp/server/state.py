@@ -1,0 +1,55 @@
+"""What every tool call can reach, built once per server in its lifespan (no module globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.mcpserver import Context
+
+from carto_mcp.config import Settings
+from carto_mcp.server.audit import AuditLog
+from carto_mcp.server.confirm import Confirmer, Operation
+from carto_mcp.server.connections import Connections
+
+if TYPE_CHECKING:
+    from carto_mcp.credentials import Credentials, Plan
+    from carto_mcp.profiles import ResolvedProfile
+
+__all__ = ["AppState", "state_of"]
+
+
+@dataclass(frozen=True)
+class AppState:
+    """The connections, the settings and the guard rails of one server."""
+
+    connections: Connections
+    settings: Settings
+    confirmer: Confirmer
+    audit: AuditLog | None
+
+    @property
+    def profile_name(self) -> str:
+        profile = self.connections.default().profile
+        return profile.name if profile else "(none)"
+
+    def credentials(self, profile: str | None) -> Credentials:
+        """The credential operations of a profile the server allows (None = the server's own)."""
+        return self.connections.get(profile).require()[0]
+
+    def profile(self, profile: str | None) -> ResolvedProfile:
+        return self.connections.get(profile).require()[1]
+
+    def profile_label(self, profile: str | None) -> str:
+        """The profile a call acts as, for audit lines and confirmation codes."""
+        return profile or self.profile_name
+
+    def operation(self, tool: str, profile: str | None, plan: Plan) -> Operation:
+        """What a confirmation code for this plan is bound to."""
+        return Operation(tool, self.profile_label(profile), plan.kind, plan.id, plan.binding())
+
+
+def state_of(ctx: Context[Any, Any]) -> AppState:
+    state = ctx.request_context.lifespan_context
+    assert isinstance(state, AppState)
+    return state
