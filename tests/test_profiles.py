@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ from carto_mcp.profiles import (
     SourceReport,
     default_credentials_path,
     default_legacy_path,
+    migration,
     resolve_profile,
     sandbox_profile,
 )
@@ -435,7 +437,7 @@ def unwritable_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         def refuse(src: object, dst: object) -> None:
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(profiles.os, "replace", refuse)
+        monkeypatch.setattr(migration.os, "replace", refuse)
         yield home
 
 
@@ -456,7 +458,7 @@ def test_a_read_only_old_format_file_is_left_alone(environ, creds_path, monkeypa
     """A file its owner made read-only is not replaced (simulated: root ignores the mode bit)."""
     write_json(creds_path, OLD_FORMAT)
     original = creds_path.read_bytes()
-    monkeypatch.setattr(profiles.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(migration.os, "access", lambda path, mode: False)
     result = resolver(environ).resolve()
     assert result.token == FILE_TOKEN
     assert creds_path.read_bytes() == original
@@ -563,6 +565,54 @@ def test_a_profile_missing_token_or_tenant_says_which_and_how_to_log_in(environ,
     assert missing in message and str(creds_path) in message
     assert "carto auth login --profile qa" in message
     assert_no_secret(message)
+
+
+def test_the_fix_is_carried_apart_from_the_message(environ, creds_path):
+    """A missing token and an unknown profile put what to do in `fix`; str() still reads as one sentence."""
+    write_json(creds_path, {"current_profile": "qa", "profiles": {"qa": {"tenant_id": "gcp-us-east1"}}})
+    with pytest.raises(ProfileError) as missing:
+        resolver(environ).resolve()
+    assert missing.value.message == f"profile 'qa' in {creds_path} has no token"
+    assert missing.value.fix == "run `carto auth login --profile qa`"
+    assert str(missing.value) == f"{missing.value.message}; {missing.value.fix}"
+
+    with pytest.raises(ProfileError) as unknown:
+        resolver(environ, profile="prod").resolve()
+    expected = f"profile 'prod' (chosen by --profile) is not in {creds_path}; existing profiles: qa."
+    assert unknown.value.message == expected
+    assert unknown.value.fix == "Pick one of those with --profile, or run `carto auth login --profile prod`"
+    assert str(unknown.value) == f"{unknown.value.message} {unknown.value.fix}"
+
+
+def test_a_credentials_file_over_1_mib_is_refused_without_reading_it_whole(environ, creds_path, monkeypatch):
+    """A file far too big to be a credentials file is refused by its size, naming it, and is never read whole."""
+    with creds_path.open("wb") as handle:
+        handle.truncate(16 * 1024 * 1024)  # 16 MiB of nothing: sparse where the file system allows
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"{self} was read whole"))
+    with pytest.raises(ProfileError) as info:
+        resolver(environ).resolve()
+    assert str(creds_path) in info.value.message and "too big" in info.value.message
+    assert info.value.fix == "fix the file, or move it aside and run `carto auth login`"
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        ('{"profiles": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        pytest.param(
+            '{"token": ' + "7" * 5_000 + "}",
+            "number too long",
+            marks=pytest.mark.skipif(not hasattr(sys, "set_int_max_str_digits"), reason="no digit limit before 3.11"),
+        ),
+    ],
+)
+def test_json_the_parser_cannot_take_is_a_profile_error_naming_the_file(environ, creds_path, content, complaint):
+    """Nesting too deep or a number too long is refused like any other broken file, for resolve and doctor."""
+    creds_path.write_text(content)
+    message = resolve_error(environ)
+    assert str(creds_path) in message and complaint in message
+    report = by_source(resolver(environ).inspect())["credentials_file"]
+    assert report.present and complaint in report.detail
 
 
 def test_a_badly_typed_profile_field_names_the_full_key(environ, creds_path):
