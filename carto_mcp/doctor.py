@@ -157,7 +157,11 @@ async def _check_connections(
     from carto_mcp.server.connections import Connections
 
     connections = Connections(
-        settings, environ=dict(environ), retry=RetryPolicy(attempts=1, deadline=PROBE_DEADLINE), per_page=1
+        settings,
+        environ=dict(environ),
+        retry=RetryPolicy(attempts=1, deadline=PROBE_DEADLINE),
+        per_page=1,
+        quiet=True,
     )
     checks: list[Check] = []
     try:

@@ -20,9 +20,10 @@ from carto_mcp.errors import ProfileError
 from carto_mcp.profiles.types import ENV_BASE_URL, ProfileInputs
 from carto_mcp.profiles.values import check_tenant, clean
 
-__all__ = ["NO_BASE_URL", "BaseUrl", "base_url_override", "choose_base_url", "normalize_base_url"]
+__all__ = ["BASE_URL_FIX", "NO_BASE_URL", "BaseUrl", "base_url_override", "choose_base_url", "normalize_base_url"]
 
-NO_BASE_URL = "no API base URL: pass --base-url or log in with `carto auth login` so the profile has a tenant_id"
+NO_BASE_URL = "no API base URL"
+BASE_URL_FIX = "pass --base-url or log in with `carto auth login` so the profile has a tenant_id"
 
 
 @dataclass(frozen=True)
@@ -82,4 +83,4 @@ def choose_base_url(
         if tenant_fix is not None:
             check_tenant(tenant_id, tenant_origin, tenant_fix)
         return BaseUrl(BASE_URL_TEMPLATE.format(tenant_id=tenant_id), tenant_origin)
-    raise ProfileError(f"{NO_BASE_URL} ({unavailable})" if unavailable else NO_BASE_URL)
+    raise ProfileError(f"{NO_BASE_URL} ({unavailable})" if unavailable else NO_BASE_URL, fix=BASE_URL_FIX)

@@ -162,8 +162,8 @@ def select_profile(
         name, how = names[0], "the only profile in the file"
     else:
         raise ProfileError(
-            f"{state.path} has several profiles ({', '.join(names)}) and no current_profile: "
-            f"pass --profile NAME or set {ENV_PROFILE}"
+            f"{state.path} has several profiles ({', '.join(names)}) and no current_profile",
+            fix=f"pass --profile NAME or set {ENV_PROFILE}",
         )
     return read_profile(state, name, how, require_login=require_login, base_url_given=base_url_given)
 

@@ -52,7 +52,10 @@ __all__ = ["SOURCES", "Attempt", "Lookup", "Presence", "Source", "named_profile"
 
 _DEFAULT_NAME = "default"
 _LEGACY_NAME = "legacy"
-_NO_CREDENTIALS = "no CARTO credentials found: run `carto auth login`, or set CARTO_API_TOKEN, or pass --token"
+_NO_CREDENTIALS = "no CARTO credentials found"
+_LOGIN_FIX = (
+    "run `carto auth login`, or set CARTO_API_TOKEN, or pass --token (`carto-mcp serve --sandbox` needs no account)"
+)
 
 
 class _Setting(NamedTuple):
@@ -144,7 +147,7 @@ def resolve_first(lookup: Lookup, attempt: Attempt) -> ResolvedProfile:
         if profile is not None:
             return profile
     attempt.failed_source = None
-    raise ProfileError(f"{_NO_CREDENTIALS} (looked at {'; '.join(attempt.looked)})")
+    raise ProfileError(f"{_NO_CREDENTIALS} (looked at {'; '.join(attempt.looked)})", fix=_LOGIN_FIX)
 
 
 def named_profile(lookup: Lookup, name: str) -> ResolvedProfile:
@@ -152,8 +155,8 @@ def named_profile(lookup: Lookup, name: str) -> ResolvedProfile:
     state = lookup.load_credentials(migrate=True)
     if state is None:
         raise ProfileError(
-            f"no credentials file at {lookup.credentials_path}, so there is no profile {name!r}: "
-            f"run `carto auth login --profile {name}`"
+            f"no credentials file at {lookup.credentials_path}, so there is no profile {name!r}",
+            fix=f"run `carto auth login --profile {name}`",
         )
     profile = read_profile(state, name, "requested by name", require_login=True, base_url_given=lookup.base_url_given)
     return _file_profile(lookup, state, profile, (), reason_prefix=False)

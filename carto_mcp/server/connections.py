@@ -82,8 +82,11 @@ class Connections:
         environ: dict[str, str] | None = None,
         retry: RetryPolicy | None = None,
         per_page: int | None = None,
+        quiet: bool = False,
     ) -> None:
+        """`quiet` leaves profile problems and warnings unlogged, for `doctor`, which reports them itself."""
         self.settings = settings
+        self._quiet = quiet
         self._transport = transport
         self._environ = environ
         self._retry = retry
@@ -170,9 +173,10 @@ class Connections:
             profile = resolver.resolve()
             auth = bearer_for(profile, resolver, self.settings)
         except ProfileError as exc:
-            logger.error("No usable CARTO profile: %s", exc)
+            if not self._quiet:
+                logger.error("No usable CARTO profile: %s", exc)
             return ProfileClient(None, None, exc)
-        for warning in profile.warnings:
+        for warning in () if self._quiet else profile.warnings:
             logger.warning("%s", warning)
         return self._connected(profile, self._client(profile.base_url, auth, self._transport))
 

@@ -20,18 +20,8 @@ async def whoami(ctx: Context[Any, Any], profile: ProfileArg = None) -> Identity
     from. Never returns a token. Example: {}
     """
     p = state_of(ctx).profile(profile)
-    return Identity(
-        profile=p.name,
-        source=p.source,
-        reason=p.reason,
-        base_url=p.base_url,
-        tenant_id=p.tenant_id,
-        tenant_domain=p.tenant_domain,
-        organization_id=p.organization_id,
-        organization_name=p.organization_name,
-        user_email=p.user_email,
-        sandbox=p.source == "sandbox",
-    )
+    # public() is what may be shown (secrets masked); Identity keeps only its own fields of it.
+    return Identity.model_validate({**p.public(), "profile": p.name, "sandbox": p.source == "sandbox"})
 
 
 async def list_profiles(ctx: Context[Any, Any]) -> Profiles:
