@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from carto_mcp import __version__
+from carto_mcp import __version__, logs
 from carto_mcp.config import (
     ENV_ALLOWED_HOSTS,
     ENV_AUTH_TOKEN,
     Settings,
     add_credential_flags,
     add_safety_flags,
+    check_sandbox_db,
+    port_number,
     read_secret_file,
     settings_from,
     split_csv,
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--transport", choices=["stdio", "streamable-http", "sse"], default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    serve.add_argument("--port", type=port_number, default=8000, help="HTTP port (default 8000)")
     serve.add_argument(
         "--stateless", action="store_true", help="streamable HTTP without sessions, for replicas behind a load balancer"
     )
@@ -120,25 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         "  curl -H 'Authorization: Bearer x' http://127.0.0.1:8765/v3/tokens\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--port", type=port_number, default=8765)
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--db", type=Path, help="sqlite file (default: under the user data dir)")
 
     add_doctor_parser(sub)
     add_install_parser(sub)
     return parser
-
-
-def configure_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("carto-mcp %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("carto_mcp")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    root.propagate = False
-    # httpx2 logs every request URL at INFO, and a token's URL holds the token itself.
-    for noisy in ("httpx2", "httpcore2", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -154,8 +143,9 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 "Ctrl-C stops this server.",
                 file=sys.stderr,
             )
-        server.run("stdio")
-        return 0
+        from carto_mcp.server.stdio import serve_stdio
+
+        return serve_stdio(server)
     import anyio
 
     from carto_mcp.server.http import build_http_app, serve_http
@@ -175,7 +165,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     )
     path = "/sse" if args.transport == "sse" else "/mcp"
     print(f"carto-mcp {args.transport} on http://{args.host}:{args.port}{path}", file=sys.stderr)
-    anyio.run(lambda: serve_http(app, host=args.host, port=args.port, log_level="debug" if args.debug else "warning"))
+    anyio.run(lambda: serve_http(app, host=args.host, port=args.port, log_level="info" if args.debug else "warning"))
     return 0
 
 
@@ -186,6 +176,12 @@ def cmd_call(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         arguments = json.loads(args.arguments)
     except json.JSONDecodeError as exc:
         print(f"carto-mcp call: arguments are not JSON ({exc.msg} at column {exc.colno}).", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print("carto-mcp call: arguments are nested too deeply to be tool arguments.", file=sys.stderr)
+        return 2
+    except ValueError:  # a number with thousands of digits
+        print("carto-mcp call: arguments hold a number too long to read.", file=sys.stderr)
         return 2
     if not isinstance(arguments, dict):
         print('carto-mcp call: arguments must be a JSON object, like \'{"kind": "token"}\'.', file=sys.stderr)
@@ -263,7 +259,7 @@ def _schema_type(spec: dict[str, Any]) -> str:
 def cmd_sandbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from carto_mcp.sandbox import default_db_path, serve
 
-    serve(host=args.host, port=args.port, db_path=args.db or default_db_path(environ))
+    serve(host=args.host, port=args.port, db_path=check_sandbox_db(args.db) if args.db else default_db_path(environ))
     return 0
 
 
@@ -280,7 +276,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if args.command is None:
         parser.print_help()
         return 2
-    configure_logging(getattr(args, "debug", False))
+    logs.configure(getattr(args, "debug", False))
     try:
         if args.command == "serve":
             return cmd_serve(args, environ)

@@ -29,14 +29,20 @@ __all__ = [
     "ENV_SANDBOX_DB",
     "ENV_TOOLS",
     "ENV_YES",
+    "MAX_MESSAGE_BYTES",
     "Settings",
     "add_credential_flags",
     "add_safety_flags",
+    "check_sandbox_db",
+    "port_number",
     "read_secret_file",
     "settings_from",
     "split_csv",
     "truthy",
 ]
+
+#: Every transport refuses a message larger than this (stdio: a JSON-RPC error; HTTP: 413).
+MAX_MESSAGE_BYTES = 1024 * 1024
 
 ENV_READ_ONLY = "CARTO_MCP_READ_ONLY"
 ENV_YES = "CARTO_MCP_YES"
@@ -152,6 +158,45 @@ def read_secret_file(path: Path, flag: str) -> str:
     return value
 
 
+#: The first bytes of every sqlite database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sandbox_db(path: Path) -> Path:
+    """A sandbox database the user named: a sqlite file, or a new file in a directory that exists."""
+    path = path.expanduser()
+    where = f"--sandbox-db {path}"
+    if path.is_dir():
+        raise InputError(f"{where} is a directory", field="sandbox_db", fix="name a file, such as sandbox.sqlite3")
+    if not path.parent.is_dir():
+        raise InputError(
+            f"{where}: the directory {path.parent} does not exist", field="sandbox_db", fix="create it first"
+        )
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        raise InputError(f"{where} cannot be read ({exc.strerror or type(exc).__name__})", field="sandbox_db") from None
+    if head and head != _SQLITE_HEADER:
+        raise InputError(
+            f"{where} is not a sqlite database", field="sandbox_db", fix="name a new file, or one the sandbox made"
+        )
+    return path
+
+
+def port_number(text: str) -> int:
+    """argparse type of every --port: a TCP port, said plainly when it is not one."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1 to 65535)")
+    return port
+
+
 def _path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
@@ -168,7 +213,8 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
     throwaway = bool(flag("throwaway"))
     if throwaway and not sandbox:
         raise InputError("--throwaway only applies with --sandbox", field="throwaway", fix="add --sandbox or drop it")
-    sandbox_db = flag("sandbox_db") or _path(environ.get(ENV_SANDBOX_DB))
+    given_db = _as_path(flag("sandbox_db")) or _path(environ.get(ENV_SANDBOX_DB))
+    sandbox_db = check_sandbox_db(given_db) if given_db is not None else None
     if sandbox and not throwaway and sandbox_db is None:
         from carto_mcp.sandbox.store import default_db_path  # only a sandbox run needs the sandbox
 
@@ -183,7 +229,7 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
             client_secret=secret,
         ),
         sandbox=sandbox,
-        sandbox_db=None if throwaway else (Path(str(sandbox_db)) if sandbox_db else None),
+        sandbox_db=None if throwaway else sandbox_db,
         read_only=bool(flag("read_only")) or truthy(environ.get(ENV_READ_ONLY)),
         tools=split_csv(_str(flag("tools")) or environ.get(ENV_TOOLS)),
         exclude_tools=split_csv(_str(flag("exclude_tools")) or environ.get(ENV_EXCLUDE_TOOLS)),

@@ -123,6 +123,19 @@ class TransportError(CartoError):
 class OutcomeUnknown(TransportError):
     """Raised when a create was sent but its answer was lost: it may or may not have happened."""
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str = "its answer was lost",
+        fix: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, fix=fix, method=method, url=url)
+        #: What happened to the answer ("the connection dropped before the answer", ...).
+        self.reason = reason
+
 
 class BadResponse(CartoError):
     """Raised when a success reply is not JSON or not the shape the contract describes."""

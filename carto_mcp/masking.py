@@ -12,6 +12,9 @@ import binascii
 import functools
 import hashlib
 import json
+import math
+import re
+from collections import Counter
 from typing import Any
 
 ELLIPSIS = "…"
@@ -68,3 +71,32 @@ def short_id(token: str) -> str:
 def looks_like_token(value: str) -> bool:
     """True for a full token value (a JWT), as opposed to a short id."""
     return value.count(".") == 2 and len(value) > 40
+
+
+#: A JWT, or what is left of one cut short: its header always encodes `{"`, which is `eyJ`.
+_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{10,}(?:\.[A-Za-z0-9_-]*){0,2}")
+#: A long unbroken run of secret-alphabet characters (an M2M secret, an API key).
+_LONG_RUN = re.compile(r"[A-Za-z0-9_+=-]{32,}")
+
+
+def looks_secret(value: str) -> bool:
+    """A value that may be a secret: JWT-shaped, or 32+ characters of high entropy with digits in it."""
+    if _JWT_LIKE.fullmatch(value):
+        return True
+    if len(value) < 32 or not _LONG_RUN.fullmatch(value) or sum(c.isdigit() for c in value) < 3:
+        return False
+    counts = Counter(value)
+    entropy = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return entropy >= 3.0
+
+
+def redact(text: str, *, tokens_only: bool = False) -> str:
+    """Text with every part that looks like a secret masked (`eyJh…x9Qk`): for anything that echoes input.
+
+    `tokens_only` masks JWT-shaped values alone: for log lines, which name client ids (32
+    random characters, like a secret's) on purpose.
+    """
+    text = _JWT_LIKE.sub(lambda m: mask(m.group(0)), text)
+    if tokens_only:
+        return text
+    return _LONG_RUN.sub(lambda m: mask(m.group(0)) if looks_secret(m.group(0)) else m.group(0), text)

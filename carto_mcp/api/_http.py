@@ -8,6 +8,7 @@ unknown instead of being retried blindly.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -16,16 +17,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx2 as httpx
 
 from carto_mcp import contract, errors
-from carto_mcp.masking import mask
+from carto_mcp.masking import mask, redact
 
 logger = logging.getLogger("carto_mcp.api")
 
 IDEMPOTENT = frozenset({"GET", "DELETE", "HEAD", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
+#: Statuses a gateway sends when it lost CARTO's answer: the request may have been carried out.
+GATEWAY_LOST = frozenset({502, 504})
 HELP = "Run `carto-mcp doctor` to check the profile and connectivity."
 
 
@@ -46,13 +50,45 @@ class RetryPolicy:
         return base / 2 + random.uniform(0, base / 2)
 
 
+#: Body fields that hold a secret, in JSON and in form bodies alike.
+SECRET_FIELDS = frozenset({"token", "client_secret", "access_token", "refresh_token", "password"})
+#: A secret shorter than this is masked only where it stands whole (a path segment), never as a substring.
+_MIN_SUBSTRING = 8
+
+
 def safe_url(url: httpx.URL | str, secrets: tuple[str, ...] = ()) -> str:
-    """The URL with any secret path segment masked (token paths carry the token itself)."""
-    text = str(url)
+    """The URL with every secret path segment masked (token paths carry the token itself)."""
+    head, sep, query = str(url).partition("?")
+    path = "/".join(mask(seg) if seg and seg in secrets else seg for seg in head.split("/"))
+    return safe_text(path + sep + query, secrets)
+
+
+def safe_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Text with each known secret masked where it appears, and anything JWT-shaped.
+
+    A secret too short to tell apart from ordinary text (a one-letter `--token`) is masked
+    only where it stands whole, in a URL path segment, never as a substring.
+    """
     for secret in secrets:
-        if secret:
+        if len(secret) >= _MIN_SUBSTRING:
             text = text.replace(secret, mask(secret))
-    return text
+    return redact(text, tokens_only=True)
+
+
+def safe_body(request: httpx.Request, secrets: tuple[str, ...]) -> str:
+    """A request body for --debug: secret fields masked by name (JSON or form), then any secret left masked."""
+    raw = request.content.decode("utf-8", "replace")[:4000]
+    ctype = request.headers.get("content-type", "")
+    if "application/x-www-form-urlencoded" in ctype:
+        pairs = [(k, mask(v) if k in SECRET_FIELDS else v) for k, v in parse_qsl(raw, keep_blank_values=True)]
+        return safe_text("&".join(f"{k}={v}" for k, v in pairs), secrets)
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return safe_text(raw[:2000], secrets)
+    if isinstance(body, dict):
+        body = {k: mask(v) if k in SECRET_FIELDS and isinstance(v, str) else v for k, v in body.items()}
+    return safe_text(json.dumps(body, ensure_ascii=False, separators=(",", ":"))[:2000], secrets)
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -115,7 +151,7 @@ def raise_for_status(
     except ValueError:
         ctype = response.headers.get("content-type", "unknown type").split(";")[0]
         said = f"the reply was not JSON ({ctype}); a proxy or the wrong --base-url may be in the way"
-    said = safe_url(said, secrets) if said else None
+    said = safe_text(said, secrets) if said else None
     reason = f"{status} {response.reason_phrase or ''}".strip()
     detail = f" — {said}" if said else ""
     where = f"{method} {url}"
@@ -192,8 +228,9 @@ def transport_errors(method: str, url: str, *, creating: bool, what: str) -> Ite
 
 def unknown_outcome(method: str, url: str, what: str, why: str) -> errors.OutcomeUnknown:
     return errors.OutcomeUnknown(
-        f"The {what} was sent but {why} ({method} {url}): it may have been created. Check list_credentials "
-        "before trying again, so nothing is created twice.",
+        f"The {what} was sent but {why} ({method} {url}): it may have been created",
+        reason=why,
+        fix="check list_credentials before trying again, so nothing is created twice.",
         method=method,
         url=url,
     )
@@ -215,7 +252,7 @@ def log_request(request: httpx.Request, secrets: tuple[str, ...]) -> None:
     }
     body = ""
     if request.method in ("POST", "PATCH") and request.content:
-        body = " body=" + safe_url(request.content.decode("utf-8", "replace")[:2000], secrets)
+        body = " body=" + safe_body(request, secrets)
     logger.debug("--> %s %s headers=%s%s", request.method, safe_url(request.url, secrets), headers, body)
 
 

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 
 from carto_mcp import __version__, contract, errors
 from carto_mcp.api._http import (
+    GATEWAY_LOST,
     IDEMPOTENT,
     RETRY_STATUSES,
     RetryPolicy,
@@ -342,6 +343,9 @@ class CartoClient:
                 if wait is not None:
                     await anyio.sleep(wait)
                     continue
+            if method == "POST" and status in GATEWAY_LOST:
+                # A gateway's 502/504 says nothing about whether the service made the credential.
+                raise unknown_outcome(method, url, what, f"a gateway answered {status} instead of CARTO")
             if status == 404 and method == "DELETE" and attempt > 1:
                 # An earlier attempt may have deleted it and lost the answer: gone is what was asked.
                 return None

@@ -8,12 +8,16 @@ happens here, so it can be used and tested without a server.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
 
 from carto_mcp.api import CartoClient
 from carto_mcp.credentials.changes import Plan, client_plan, revoke_plan, token_plan
+from carto_mcp.credentials.events import announce_created
 from carto_mcp.credentials.listing import ListQuery, Progress, list_page
+from carto_mcp.credentials.recovery import matching_clients, matching_tokens
 from carto_mcp.credentials.secrets import SecretFile
-from carto_mcp.errors import CartoError, InputError, NotFound, PermissionDenied
+from carto_mcp.errors import CartoError, InputError, NotFound, OutcomeUnknown, PermissionDenied, TransportError
 from carto_mcp.masking import looks_like_token, mask
 from carto_mcp.models.kinds import ClientKind, CredentialKind
 from carto_mcp.models.oauth_clients import M2MCreate, OAuthClientUpdate, SpaCreate
@@ -24,6 +28,7 @@ from carto_mcp.models.results import (
     CredentialList,
     TokenCreated,
     TokenDetail,
+    utcnow,
 )
 from carto_mcp.models.tokens import TokenCreate, TokenUpdate
 from carto_mcp.models.wire import OAuthClient, Token
@@ -95,16 +100,23 @@ class Credentials:
     # --- creating -------------------------------------------------------------------------
 
     async def create_token(self, request: TokenCreate, secret: SecretFile | None = None) -> TokenCreated:
-        token = await self.api.create_token(request.to_wire())
-        return self._deliver_token(token, list(request.warnings), secret)
+        warnings = list(request.warnings)
+        since = utcnow()
+        try:
+            token = await self.api.create_token(request.to_wire())
+        except OutcomeUnknown as lost:
+            token = await self._recover_token(request, since, lost)
+            warnings.append(RECOVERED)
+        announce_created("token", token.id)
+        return await self._deliver_token(token, warnings, secret)
 
     async def create_spa(self, request: SpaCreate) -> ClientCreated:
-        client = await self.api.create_client(request.to_wire())
-        return ClientCreated(id=client.client_id, detail=ClientDetail.of(client, "spa"))
+        client, warnings = await self._create_client("spa", request.title, request.to_wire())
+        return ClientCreated(id=client.client_id, detail=ClientDetail.of(client, "spa"), warnings=warnings)
 
     async def create_m2m(self, request: M2MCreate, secret: SecretFile | None = None) -> ClientCreated:
         try:
-            client = await self.api.create_client(request.to_wire())
+            client, _ = await self._create_client("m2m", request.title, request.to_wire())
         except PermissionDenied as exc:
             raise PermissionDenied(
                 f"{exc} M2M OAuth clients need an Enterprise Large plan or above.", status_code=exc.status_code
@@ -113,19 +125,52 @@ class Credentials:
         if client.client_secret is None:
             return result.model_copy(update={"warnings": ["CARTO returned no client secret for this M2M client."]})
         if secret is not None:
-            saved = _save(secret, (client.client_id, client.client_secret))
+            saved = await secret.deliver((client.client_id, client.client_secret))
             if saved is not None:
-                return result.model_copy(update={"secret_file": saved, "secret_variables": list(secret.variables)})
+                return result.model_copy(update={"secret_file": str(saved), "secret_variables": list(secret.variables)})
             result.warnings.append("Could not write secret_output_file; the secret is returned here instead.")
         return result.model_copy(update={"client_secret": client.client_secret})
 
-    def _deliver_token(self, token: Token, warnings: list[str], secret: SecretFile | None) -> TokenCreated:
+    async def _create_client(
+        self, kind: ClientKind, title: str, body: dict[str, object]
+    ) -> tuple[OAuthClient, list[str]]:
+        since = utcnow()
+        try:
+            client = await self.api.create_client(body)
+        except OutcomeUnknown as lost:
+            client = await self._recover_client(kind, title, since, lost)
+            announce_created(kind, client.client_id)
+            if kind == "m2m":  # its secret was only ever in the answer that was lost
+                raise OutcomeUnknown(
+                    f"The M2M client {title!r} was created (id {client.client_id}), but CARTO's answer, the only "
+                    "place its secret is ever shown, was lost",
+                    fix=f"revoke it with revoke_credential(kind='m2m', id='{client.client_id}') and create a new one.",
+                ) from lost
+            return client, [RECOVERED]
+        announce_created(kind, client.client_id)
+        return client, []
+
+    async def _recover_token(self, request: TokenCreate, since: datetime, lost: OutcomeUnknown) -> Token:
+        try:
+            found, seen = await matching_tokens(self.api, request, since)
+        except CartoError as failed:
+            raise _unchecked(lost, failed) from lost
+        return _the_one("token", [(t.id, t) for t in found], seen, since, lost)
+
+    async def _recover_client(self, kind: ClientKind, title: str, since: datetime, lost: OutcomeUnknown) -> OAuthClient:
+        try:
+            found, seen = await matching_clients(self.api, kind, title, since)
+        except CartoError as failed:
+            raise _unchecked(lost, failed) from lost
+        return _the_one(f"{kind} client", [(c.client_id, c) for c in found], seen, since, lost)
+
+    async def _deliver_token(self, token: Token, warnings: list[str], secret: SecretFile | None) -> TokenCreated:
         """The create result: the token value once, or only where it was written."""
         result = TokenCreated(id=token.id, detail=TokenDetail.of(token), warnings=warnings)
         if secret is not None:
-            saved = _save(secret, (token.token,))
+            saved = await secret.deliver((token.token,))
             if saved is not None:
-                return result.model_copy(update={"secret_file": saved, "secret_variables": list(secret.variables)})
+                return result.model_copy(update={"secret_file": str(saved), "secret_variables": list(secret.variables)})
             result.warnings.append("Could not write secret_output_file; the token is returned here instead.")
         return result.model_copy(update={"token": token.token})
 
@@ -175,9 +220,44 @@ class Credentials:
         return Rotation(new, old_revoked=True)
 
 
-def _save(secret: SecretFile, values: tuple[str, ...]) -> str | None:
-    """Write a secret file after a create; on failure None, so the caller returns the secret instead."""
-    try:
-        return str(secret.write(values))
-    except (OSError, InputError):
-        return None
+#: The warning on a create whose answer was lost but whose credential was found.
+RECOVERED = (
+    "CARTO's answer to this create was lost on the way back; this is the credential the request made, "
+    "found afterwards by its settings and creation time."
+)
+
+_Found = TypeVar("_Found")
+
+
+def _the_one(what: str, found: list[tuple[str, _Found]], seen: int, since: datetime, lost: OutcomeUnknown) -> _Found:
+    """The one credential the lost create made, or an error that says plainly what exists."""
+    when = since.strftime("%H:%M:%S UTC")
+    head = f"CARTO's answer to the {what} creation was lost ({lost.reason}, at {lost.method} {lost.url})"
+    if not found:
+        raise TransportError(
+            f"{head}, and it was not created: no {what} like it exists that was made since {when} (looked twice, "
+            f"a second apart, at {seen} in all)",
+            fix="nothing was made: create it again.",
+            method=lost.method,
+            url=lost.url,
+        ) from lost
+    if len(found) > 1:
+        ids = ", ".join(ident for ident, _ in found[:10])
+        raise OutcomeUnknown(
+            f"{head}; {len(found)} {what}s like it were made since {when}: {ids}. One of them may be this request's",
+            reason=lost.reason,
+            fix="keep the one you need and revoke the others with revoke_credential; do not create it again.",
+            method=lost.method,
+            url=lost.url,
+        ) from lost
+    return found[0][1]
+
+
+def _unchecked(lost: OutcomeUnknown, failed: CartoError) -> OutcomeUnknown:
+    return OutcomeUnknown(
+        f"{lost.message}; checking whether it exists failed too ({failed.message})",
+        reason=lost.reason,
+        fix=lost.fix,
+        method=lost.method,
+        url=lost.url,
+    )

@@ -151,7 +151,7 @@ async def _json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object, or a 400 that says what to send."""
     try:
         body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise HTTPException(400, "The request body is not valid JSON: send a JSON object") from None
     if not isinstance(body, dict):
         raise HTTPException(400, "The request body must be a JSON object")

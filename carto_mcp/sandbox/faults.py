@@ -10,6 +10,10 @@ with `create_app(faults=True)`); the next matching requests get it before auth o
             the change happens even if the client gives up, as with a slow service)
 - `drop`:   start a response, send a few bytes, then abort the connection
 
+With `"after": true` a `status`, `html` or `drop` fault lets the request be handled first and
+replaces only its answer: the change happens and its answer is lost, as when a gateway gives
+up on a slow upstream (502/504) or a connection breaks on the way back.
+
 Every request outside `/_sandbox/` is counted as `"METHOD /path-template"`, so a test can
 assert how many times a client really called the service.
 """
@@ -62,6 +66,8 @@ class Fault:
     path_prefix: str | None = None
     retry_after: int | None = None
     stall_seconds: float = 5.0
+    #: Handle the request first, then answer with the fault instead of the real reply.
+    after: bool = False
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Fault:
@@ -76,6 +82,7 @@ class Fault:
         times = body.get("times", 1)
         method, prefix = body.get("method"), body.get("path_prefix")
         retry_after, stall = body.get("retry_after"), body.get("stall_seconds", 5.0)
+        after = body.get("after", False)
         if not _is_int(status) or not 400 <= status <= 599:
             raise RuleError("status must be an integer from 400 to 599")
         if not _is_int(times) or times < 1:
@@ -88,6 +95,8 @@ class Fault:
             raise RuleError("retry_after must be an integer >= 0 or null")
         if isinstance(stall, bool) or not isinstance(stall, (int, float)) or not 0 <= stall <= 600:
             raise RuleError("stall_seconds must be a number from 0 to 600")
+        if not isinstance(after, bool):
+            raise RuleError("after must be true or false")
         return cls(
             mode=mode,
             status=status,
@@ -96,6 +105,7 @@ class Fault:
             path_prefix=prefix,
             retry_after=retry_after,
             stall_seconds=float(stall),
+            after=after and mode != "stall",
         )
 
     def matches(self, method: str, path: str) -> bool:
@@ -107,6 +117,12 @@ class Fault:
         return asdict(self)
 
     async def apply(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.after:
+
+            async def discard(message: Message) -> None:
+                return None
+
+            await app(scope, receive, discard)  # the change happens; its answer never leaves
         if self.mode == "stall":
             # Handle now, answer late: like a slow service, the change happens even if the client gives up.
             held: list[Message] = []

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from carto_mcp import contract
+from carto_mcp.errors import InputError
 from carto_mcp.files import user_data_dir
 from carto_mcp.masking import jwt_payload
 from carto_mcp.models.rules import format_expiry, parse_timestamp
@@ -140,7 +141,12 @@ class SandboxStore:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         target = str(self.path) if self.path is not None else MEMORY
-        conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn = sqlite3.connect(
+                target, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+            )
+        except sqlite3.Error as exc:
+            raise InputError(f"the sandbox database {target} cannot be opened ({exc})", field="sandbox_db") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             if self.path is not None:
@@ -161,6 +167,13 @@ class SandboxStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise InputError(
+                f"the sandbox database {target} cannot be used ({exc})",
+                field="sandbox_db",
+                fix="name a new file, or one the sandbox made",
+            ) from None
         except BaseException:
             conn.close()
             raise

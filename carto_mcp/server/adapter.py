@@ -3,14 +3,17 @@
 Tool bodies and their resolvers raise `carto_mcp.errors` exceptions and return result models;
 they never build MCP errors, write audit lines or format replies. Two narrow hooks do that:
 
-- `wrap(spec)` is what the server registers for each tool: it runs the body, audits a
-  mutating call's outcome, and turns the result model into our reply (`reply.reply`). It is a
-  plain `functools.wraps` wrapper, so the SDK reads the tool's own signature and return model.
-- `CallAdapter.call` runs inside `CartoMCP.call_tool`, the SDK's public entry for a call: it
-  refuses unknown argument names (a typo must not silently drop a restriction), rewrites the
-  SDK's validation text so it never echoes an input value (which may be a secret), turns a
-  deliberate `CartoError` — from the body or a resolver — into a tool error the model can act
-  on, and audits a failed mutating call. Anything else is a bug and stays the SDK's masked error.
+- `CallAdapter.call` runs inside `CartoMCP.call_tool`, the SDK's public entry for a call, and
+  wraps everything the call does: it refuses unknown argument names (a typo must not silently
+  drop a restriction), rewrites the SDK's validation text so it never echoes an input value,
+  turns a deliberate `CartoError` — from the body or a resolver — into a tool error the model
+  can act on (values that look like secrets masked), and writes the call's one audit line,
+  whatever happened: a result, an error, or a cancellation after a credential was made.
+  Anything else is a bug and stays the SDK's masked error.
+- `wrap(spec)` is what the server registers for each tool: it runs the body, notes the
+  result's outcome for the audit line, and turns the result model into our reply
+  (`reply.reply`). It is a plain `functools.wraps` wrapper, so the SDK reads the tool's own
+  signature and return model.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from mcp.server.mcpserver import Context
@@ -25,8 +30,10 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
+from carto_mcp.credentials.events import listen_for_creations
 from carto_mcp.errors import CartoError, InputError
-from carto_mcp.masking import looks_like_token, short_id
+from carto_mcp.masking import looks_like_token, redact, short_id
+from carto_mcp.models.kinds import CredentialKind
 from carto_mcp.models.validation import describe
 from carto_mcp.server.registry import ToolSpec
 from carto_mcp.server.reply import reply
@@ -37,17 +44,33 @@ __all__ = ["CallAdapter", "unknown_arguments", "wrap"]
 logger = logging.getLogger("carto_mcp.server")
 
 
+@dataclass
+class _Call:
+    """What one call did, for its audit line: the outcome its result names, and what it created."""
+
+    outcome: str | None = None
+    ident: str | None = None
+    created: str | None = None
+
+    def creation(self, kind: CredentialKind, ident: str) -> None:
+        self.created = ident
+
+
+#: The call in progress in this task (set by `CallAdapter.call`, filled by `wrap`'s body).
+_current: ContextVar[_Call | None] = ContextVar("carto_mcp_call", default=None)
+
+
 def wrap(spec: ToolSpec) -> Callable[..., Awaitable[CallToolResult]]:
-    """The function registered for `spec`: the body, then its audit line and our reply."""
+    """The function registered for `spec`: the body, then its outcome noted and our reply."""
     body = spec.fn
 
     @functools.wraps(body)
     async def tool(**arguments: Any) -> CallToolResult:
         result = await body(**arguments)
-        if not spec.read_only:
-            outcome: str | None = getattr(result, "outcome", None)
-            if outcome is not None:
-                _audit(state_of(arguments["ctx"]), spec, arguments, outcome, getattr(result, "audit_id", None))
+        call = _current.get()
+        if call is not None:
+            call.outcome = getattr(result, "outcome", None)
+            call.ident = getattr(result, "audit_id", None)
         return reply(result)
 
     return tool
@@ -60,17 +83,17 @@ def unknown_arguments(tool: str, given: Sequence[str], known: Sequence[str]) -> 
         return None
     return (
         f"Invalid arguments for {tool}: unknown argument{'s' if len(unknown) > 1 else ''} "
-        f"{', '.join(repr(u[:60]) for u in unknown[:5])}. Valid arguments: {', '.join(known)}"
+        f"{', '.join(repr(redact(u[:60])) for u in unknown[:5])}. Valid arguments: {', '.join(known)}"
     )
 
 
 def tool_error_text(tool: str, exc: CartoError | ValidationError) -> str:
-    """What the model reads for a deliberate failure: the problem and its fix, never a traceback."""
+    """What the model reads for a deliberate failure: the problem and its fix, never a secret or a traceback."""
     if isinstance(exc, ValidationError):
         return f"Invalid arguments for {tool}: {describe(exc)}"
     if isinstance(exc, InputError):
-        return f"Invalid arguments for {tool}: {exc}"
-    return str(exc)
+        return redact(f"Invalid arguments for {tool}: {exc}")
+    return redact(str(exc))
 
 
 class CallAdapter:
@@ -89,41 +112,66 @@ class CallAdapter:
         known_arguments: Callable[[], Awaitable[Mapping[str, list[str]]]],
     ) -> CallToolResult | InputRequiredResult:
         spec = self.specs.get(name)
-        if spec is not None and isinstance(arguments, dict):
-            if self._known is None:
-                self._known = dict(await known_arguments())
+        if spec is None or not isinstance(arguments, dict):
+            return await run()  # the SDK's own answer: unknown tool, malformed call
+        if self._known is None:
+            self._known = dict(await known_arguments())
+        call = _Call()
+        outcome, error = "error", "Error"
+        token = _current.set(call)
+        try:
             problem = unknown_arguments(name, list(arguments), self._known.get(name, []))
             if problem:
-                self._audit_failure(context, spec, arguments, "InputError")
+                error = "InputError"
                 raise ToolError(problem)
-        try:
-            return await run()
+            with listen_for_creations(call.creation):
+                result = await run()
+            if isinstance(result, InputRequiredResult):
+                outcome = ""  # a question for the person: the call is not over yet
+            else:
+                outcome, error = call.outcome or "", ""
+            return result
         except UnexpectedToolError as exc:
             cause = exc.__cause__
-            if spec is None or not isinstance(cause, CartoError):
-                if spec is not None:
-                    self._audit_failure(context, spec, arguments, type(cause).__name__ if cause else "Error")
+            error = type(cause).__name__ if cause is not None else "Error"
+            if not isinstance(cause, CartoError):
                 raise  # a bug: the SDK logs it and shows the model only "Error executing tool ..."
-            self._audit_failure(context, spec, arguments, type(cause).__name__)
             raise ToolError(tool_error_text(name, cause)) from cause
         except ToolError as exc:
-            if spec is not None:
-                cause = exc.__cause__
-                self._audit_failure(context, spec, arguments, type(cause).__name__ if cause else "ToolError")
-                if isinstance(cause, ValidationError):
-                    raise ToolError(tool_error_text(name, cause)) from cause
+            cause = exc.__cause__
+            if cause is not None:
+                error = type(cause).__name__
+            if isinstance(cause, ValidationError):
+                raise ToolError(tool_error_text(name, cause)) from cause
             raise
+        except Exception as exc:
+            error = type(exc).__name__  # a protocol error (MCPError): the SDK answers it
+            raise
+        except BaseException:
+            outcome, error = "cancelled", ""  # the client gave up, or the server is stopping
+            raise
+        finally:
+            _current.reset(token)
+            if outcome and not spec.read_only and context is not None:
+                # An id CARTO confirmed is recorded as it is; a caller's unverified one is masked if it looks secret.
+                given = _audit_id(arguments.get("id"))
+                ident = call.ident or call.created or (redact(given) if given else None)
+                self._audit(context, spec, arguments, outcome, ident, error or None)
 
-    def _audit_failure(
-        self, context: Context[Any, Any] | None, spec: ToolSpec, arguments: Mapping[str, Any], error: str
+    def _audit(
+        self,
+        context: Context[Any, Any],
+        spec: ToolSpec,
+        arguments: Mapping[str, Any],
+        outcome: str,
+        ident: object,
+        error: str | None,
     ) -> None:
-        if spec.read_only or context is None:
-            return
         try:
             state = state_of(context)
         except (ValueError, AssertionError):  # called outside a request: nothing to audit into
             return
-        _audit(state, spec, arguments, "error", arguments.get("id"), error=error)
+        _audit(state, spec, arguments, outcome, ident, error=error)
 
 
 def _audit(
@@ -162,7 +210,7 @@ def _audit_id(ident: object) -> str | None:
 def _profile_label(state: AppState, profile: object) -> str:
     """The profile a call acted as; never fails, since it runs while another error may be raised."""
     if isinstance(profile, str) and profile:
-        return profile[:128]
+        return redact(profile[:128])
     try:
         return state.profile_name
     except CartoError:

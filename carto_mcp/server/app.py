@@ -14,10 +14,13 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, InputRequiredResult
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, CallToolResult, GetPromptResult, InputRequiredResult
 
 from carto_mcp import __version__
 from carto_mcp.config import Settings
+from carto_mcp.logs import quiet_url_loggers
+from carto_mcp.masking import redact
 from carto_mcp.server import guides
 from carto_mcp.server.adapter import CallAdapter, wrap
 from carto_mcp.server.audit import AuditLog
@@ -70,6 +73,27 @@ class CartoMCP(MCPServer[AppState]):
             self._argument_names,
         )
 
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[AppState, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        """An unknown prompt or a missing argument is the caller's mistake: invalid params, not a crash.
+
+        The SDK raises ValueError for both, which the dispatcher logs with a traceback and answers
+        with error code 0; a host can act on neither.
+        """
+        prompts = {prompt.name: prompt for prompt in await self.list_prompts()}
+        prompt = prompts.get(name)
+        if prompt is None:
+            known = ", ".join(sorted(prompts))
+            raise MCPError(INVALID_PARAMS, f"Unknown prompt {name[:60]!r}; the prompts are: {known}")
+        missing = sorted(a.name for a in prompt.arguments or () if a.required and not (arguments or {}).get(a.name))
+        if missing:
+            raise MCPError(INVALID_PARAMS, f"Prompt {name!r} needs the arguments: {', '.join(missing)}")
+        try:
+            return await super().get_prompt(name, arguments, context)
+        except ValueError as exc:
+            raise MCPError(INVALID_PARAMS, f"Prompt {name!r}: {redact(str(exc))[:300]}") from None
+
     async def _argument_names(self) -> dict[str, list[str]]:
         return {tool.name: list(tool.input_schema.get("properties", {})) for tool in await self.list_tools()}
 
@@ -83,6 +107,9 @@ def build_server(
     """Build the server. `transport` lets tests route the CARTO client through a mock or the sandbox."""
     settings = settings or Settings()
     specs = select_tools(TOOLS, read_only=settings.read_only, include=settings.tools, exclude=settings.exclude_tools)
+    audit = AuditLog(settings.audit_log) if settings.audit_log else None
+    if audit is not None:
+        audit.check()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -92,7 +119,7 @@ def build_server(
                 connections=connections,
                 settings=settings,
                 confirmer=Confirmer(settings.confirm_key, ttl=settings.confirm_ttl),
-                audit=AuditLog(settings.audit_log) if settings.audit_log else None,
+                audit=audit,
             )
         finally:
             await connections.aclose()
@@ -103,10 +130,10 @@ def build_server(
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
-        log_level="DEBUG" if settings.debug else "WARNING",
+        log_level="WARNING",  # the SDK logs whole messages at DEBUG: see carto_mcp.logs
         specs=specs,
     )
-    quiet_http_loggers()
+    quiet_url_loggers()
     guides.register(server)
     if settings.sandbox:
         logger.warning(
@@ -114,13 +141,3 @@ def build_server(
             settings.sandbox_db or "throwaway",
         )
     return server
-
-
-def quiet_http_loggers() -> None:
-    """Keep httpx2/httpcore2 below INFO even when `log_level` (--debug) opens the root logger.
-
-    httpx2 logs every request URL at INFO, and a token's URL carries the token itself; our own
-    request log (`carto_mcp.api`, bearer and token paths masked) replaces it.
-    """
-    for name in ("httpx2", "httpcore2"):
-        logging.getLogger(name).setLevel(logging.WARNING)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import Context
@@ -39,6 +40,13 @@ class AppState:
 
     def profile(self, profile: str | None) -> ResolvedProfile:
         return self.connections.get(profile).require()[1]
+
+    @property
+    def protected_paths(self) -> tuple[Path, ...]:
+        """Files a secret may never be written over: the CARTO login, the legacy config, our own state."""
+        resolver = self.connections.resolver
+        own = (self.settings.audit_log, self.settings.sandbox_db)
+        return (resolver.credentials_path, resolver.legacy_path, *(path for path in own if path is not None))
 
     def profile_label(self, profile: str | None) -> str:
         """The profile a call acts as, for audit lines and confirmation codes."""

@@ -54,6 +54,10 @@ def server_for(sandbox: RunningSandbox, **settings: Any) -> Any:
     return build_server(Settings(profile=ProfileInputs(token=BEARER, base_url=sandbox.url), **settings))
 
 
+def token_total(sandbox: RunningSandbox) -> int:
+    return sandbox.store.list_tokens(limit=1)[1]
+
+
 def text_of(result: Any) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
 
@@ -100,16 +104,34 @@ async def test_a_failed_create_is_sent_once_and_reported(sandbox: RunningSandbox
     assert listed.structured_content is not None and listed.structured_content["count"] == 0
 
 
-async def test_a_create_whose_answer_is_lost_says_it_may_exist(sandbox: RunningSandbox) -> None:
-    """A dropped connection after the create was sent: 'may have been created — check list_credentials', one POST."""
+async def test_a_create_whose_answer_is_lost_says_plainly_that_it_was_not_made(sandbox: RunningSandbox) -> None:
+    """A connection dropped before CARTO handled the create: the server looks, and says it does not exist."""
     admin = Admin(sandbox.url)
     async with Client(server_for(sandbox)) as client:
         admin.fault(mode="drop", times=1, method="POST", path_prefix="/v3/tokens")
         failed = await client.call_tool("create_token", MAPS)
         await still_answers(client)
     assert failed.is_error
-    assert "may have been created" in text_of(failed) and "list_credentials" in text_of(failed)
-    assert admin.count(CREATE) == 1
+    assert "was lost" in text_of(failed) and "it was not created" in text_of(failed)
+    assert "create it again" in text_of(failed)
+    assert admin.count(CREATE) == 1 and token_total(sandbox) == 0
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_a_gateway_error_after_the_create_delivers_the_token_that_was_made(
+    sandbox: RunningSandbox, status: int
+) -> None:
+    """A 502/504 after CARTO made the token: the token is found, shown once, and never created twice."""
+    admin = Admin(sandbox.url)
+    async with Client(server_for(sandbox)) as client:
+        admin.fault(mode="status", status=status, after=True, method="POST", path_prefix="/v3/tokens")
+        result = await client.call_tool("create_token", {**MAPS, "name": "behind-a-gateway"})
+    assert not result.is_error, text_of(result)
+    created = result.structured_content
+    assert created is not None and created["token"] and created["detail"]["name"] == "behind-a-gateway"
+    assert any("answer to this create was lost" in w for w in created["warnings"])
+    assert admin.count(CREATE) == 1 and token_total(sandbox) == 1
+    assert sandbox.store.get_token(created["token"]) is not None
 
 
 async def test_a_proxy_html_page_ends_as_a_clear_error(sandbox: RunningSandbox) -> None:

@@ -57,8 +57,11 @@ async def create_token(
     if dry_run:
         return TokenCreated(status="dry_run", request=request.to_wire(), warnings=request.warnings)
     variable = env_name(secret_variable)
-    secret = SecretFile.requested(secret_output_file, [variable], overwrite=overwrite_secret)
-    return await state_of(ctx).credentials(profile).create_token(request, secret)
+    state = state_of(ctx)
+    secret = SecretFile.requested(
+        secret_output_file, [variable], overwrite=overwrite_secret, protected=state.protected_paths
+    )
+    return await state.credentials(profile).create_token(request, secret)
 
 
 async def create_spa(
@@ -98,8 +101,11 @@ async def create_m2m(
     Example: {"title": "Backend Service"}
     """
     request = build(M2MCreate, title=title)
-    secret = SecretFile.requested(secret_output_file, M2M_VARIABLES, overwrite=overwrite_secret)
-    return await state_of(ctx).credentials(profile).create_m2m(request, secret)
+    state = state_of(ctx)
+    secret = SecretFile.requested(
+        secret_output_file, M2M_VARIABLES, overwrite=overwrite_secret, protected=state.protected_paths
+    )
+    return await state.credentials(profile).create_m2m(request, secret)
 
 
 TOOLS = (

@@ -66,7 +66,9 @@ async def rotate_token(
         return Rotated(status="cancelled", old_id=old.id, message="Not rotated: cancelled. Nothing changed.")
     request = replacement(old, name=name, expiration_date=expiration_date)
     variable = env_name(secret_variable)
-    secret = SecretFile.requested(secret_output_file, [variable], overwrite=overwrite_secret)
+    secret = SecretFile.requested(
+        secret_output_file, [variable], overwrite=overwrite_secret, protected=state.protected_paths
+    )
     done = await state.credentials(profile).rotate(old, request, secret, revoke_old=decision == "proceed")
     new_id = done.new.id
     later = f"When every app uses {new_id}, revoke the old token with revoke_credential(kind='token', id='{old.id}'"
