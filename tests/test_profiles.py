@@ -876,3 +876,34 @@ def test_public_names_are_exported_sorted():
     assert profiles.__all__ == sorted(profiles.__all__)
     for name in profiles.__all__:
         assert hasattr(profiles, name)
+
+
+def test_migrating_a_symlinked_file_rewrites_its_target_and_keeps_the_link(environ, tmp_path):
+    """Dotfiles: ~/.carto_credentials.json links elsewhere; the target is migrated, the link stays, .bak beside it."""
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "carto_credentials.json"
+    old = {"token": FILE_TOKEN, "tenant_id": "gcp-us-east1"}
+    real.write_text(json.dumps(old))
+    link = Path(environ["HOME"]) / ".carto_credentials.json"
+    link.symlink_to(real)
+    result = resolver(environ).resolve()
+    assert result.token == FILE_TOKEN
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    data = json.loads(real.read_text())
+    assert data["current_profile"] == "default" and data["profiles"]["default"]["token"] == FILE_TOKEN
+    assert json.loads((dotfiles / "carto_credentials.json.bak").read_text()) == old
+    assert not (link.parent / ".carto_credentials.json.bak").exists()
+
+
+def test_a_hard_linked_old_file_is_not_rewritten_and_still_works(environ, tmp_path):
+    """Replacing a hard-linked file would cut the link: it is used in memory, with a warning, and left alone."""
+    creds = Path(environ["HOME"]) / ".carto_credentials.json"
+    raw = json.dumps({"token": FILE_TOKEN, "tenant_id": "gcp-us-east1"})
+    creds.write_text(raw)
+    other = tmp_path / "other-name.json"
+    os.link(creds, other)
+    result = resolver(environ).resolve()
+    assert result.token == FILE_TOKEN
+    assert creds.read_text() == raw and os.stat(creds).st_ino == os.stat(other).st_ino
+    assert any("hard links" in w for w in result.warnings)

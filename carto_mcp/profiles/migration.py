@@ -3,8 +3,11 @@
 The file holds someone's login, so the rewrite must never lose it: the new file is written
 beside the old one and moved into place in one step, the original bytes are kept as
 `<file>.bak` (never over a different earlier backup), and if anyone else wrote the file
-meanwhile their version wins. When any of that is impossible the file is left exactly as it
-was and the caller uses the migrated profile in memory, with a warning that says so.
+meanwhile their version wins. A symlink (dotfiles) is written through: the file it points at
+is rewritten, in its own directory, with the backup beside it, and the link stays a link. A
+file with other hard links is not rewritten, since replacing it would cut them. When any of
+that is impossible the file is left exactly as it was and the caller uses the migrated
+profile in memory, with a warning that says so.
 """
 
 from __future__ import annotations
@@ -48,7 +51,14 @@ def migrate(path: Path, raw: bytes, st: os.stat_result, migrated: Mapping[str, A
     """
     payload = (json.dumps(migrated, indent=2) + "\n").encode("utf-8")
     in_memory = "using the migrated profile in memory; the file is unchanged"
-    if not os.access(path, os.W_OK):
+    target = Path(os.path.realpath(path))  # a dotfiles symlink: rewrite what it points at, keep the link
+    if st.st_nlink > 1:
+        return Migration(
+            f"{path} is in the old single-profile format but has other hard links, so it was not rewritten "
+            f"(replacing it would cut them); {in_memory}. Run `carto auth login` to rewrite it",
+            None,
+        )
+    if not os.access(target, os.W_OK):
         return Migration(
             f"{path} is in the old single-profile format but is read-only, so it was not migrated; "
             f"{in_memory}. Make it writable or run `carto auth login` to rewrite it",
@@ -56,16 +66,16 @@ def migrate(path: Path, raw: bytes, st: os.stat_result, migrated: Mapping[str, A
         )
     backup: tuple[Path, bool] | None = None
     try:
-        backup = _write_backup(path, raw)
+        backup = _write_backup(target, raw)
 
         def unchanged() -> None:
-            current = path.stat()
+            current = target.stat()
             if (current.st_mtime_ns, current.st_size) != (st.st_mtime_ns, st.st_size):
                 # Someone (e.g. `carto auth login`) wrote the file meanwhile: theirs wins.
                 raise _Raced()
 
-        atomic_write(path, payload, mode=0o600, before_replace=unchanged)
-        new_stat = path.stat()
+        atomic_write(target, payload, mode=0o600, before_replace=unchanged)
+        new_stat = target.stat()
     except _Raced:
         _drop_new_backup(backup)
         return Migration(None, None)
@@ -74,7 +84,7 @@ def migrate(path: Path, raw: bytes, st: os.stat_result, migrated: Mapping[str, A
         reason = exc.strerror or type(exc).__name__
         return Migration(
             f"could not migrate {path} from the old single-profile format ({reason}); {in_memory}. "
-            f"Make {path.parent} writable or run `carto auth login` to rewrite it",
+            f"Make {target.parent} writable or run `carto auth login` to rewrite it",
             None,
         )
     logger.info("migrated %s to the multi-profile format; original kept at %s", path, backup[0])
