@@ -18,7 +18,8 @@
 
 Every message says what happened and where; `fix`, when known, says what to do next, so
 `doctor` and tool errors can show it without parsing the text. None contains a secret:
-callers pass masked values only, and `url` never holds a token (token paths are masked).
+callers pass masked values only, and `url` never holds a token (token paths are masked);
+tool errors are masked once more on the way out, except the ids an error lists as `shown`.
 Anything else that escapes is a bug, and is reported as one.
 """
 
@@ -46,12 +47,22 @@ __all__ = [
 class CartoError(Exception):
     """Base of every deliberate carto-mcp error; its text is safe to show to a person or a model."""
 
-    def __init__(self, message: str, *, fix: str | None = None, method: str | None = None, url: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        fix: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        shown: tuple[str, ...] = (),
+    ):
         super().__init__(message)
         self.message = message
         self.fix = fix
         self.method = method
         self.url = url
+        #: Values in the text that are ids CARTO confirmed, not secrets: masking leaves them readable.
+        self.shown = shown
 
     def __str__(self) -> str:
         if not self.fix:
@@ -131,8 +142,9 @@ class OutcomeUnknown(TransportError):
         fix: str | None = None,
         method: str | None = None,
         url: str | None = None,
+        shown: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(message, fix=fix, method=method, url=url)
+        super().__init__(message, fix=fix, method=method, url=url, shown=shown)
         #: What happened to the answer ("the connection dropped before the answer", ...).
         self.reason = reason
 
@@ -148,8 +160,10 @@ class ProfileError(CartoError):
 class InputError(CartoError):
     """Raised when arguments, flags or settings cannot be used; names the field and the fix."""
 
-    def __init__(self, message: str, *, field: str | None = None, fix: str | None = None) -> None:
-        super().__init__(message, fix=fix)
+    def __init__(
+        self, message: str, *, field: str | None = None, fix: str | None = None, shown: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message, fix=fix, shown=shown)
         self.field = field
 
 

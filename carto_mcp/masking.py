@@ -90,13 +90,18 @@ def looks_secret(value: str) -> bool:
     return entropy >= 3.0
 
 
-def redact(text: str, *, tokens_only: bool = False) -> str:
+def redact(text: str, *, tokens_only: bool = False, keep: tuple[str, ...] = ()) -> str:
     """Text with every part that looks like a secret masked (`eyJh…x9Qk`): for anything that echoes input.
 
     `tokens_only` masks JWT-shaped values alone: for log lines, which name client ids (32
-    random characters, like a secret's) on purpose.
+    random characters, like a secret's) on purpose. `keep` lists values known not to be
+    secrets (ids CARTO confirmed), left as they are.
     """
-    text = _JWT_LIKE.sub(lambda m: mask(m.group(0)), text)
+
+    def masked(value: str) -> str:
+        return value if value in keep else mask(value)
+
+    text = _JWT_LIKE.sub(lambda m: masked(m.group(0)), text)
     if tokens_only:
         return text
-    return _LONG_RUN.sub(lambda m: mask(m.group(0)) if looks_secret(m.group(0)) else m.group(0), text)
+    return _LONG_RUN.sub(lambda m: masked(m.group(0)) if looks_secret(m.group(0)) else m.group(0), text)

@@ -94,6 +94,7 @@ class Credentials:
                 f"kind: client '{client_id}' is an {client.app_type} client, not {kind}; "
                 f"pass kind '{client.app_type}'.",
                 field="kind",
+                shown=(client.client_id,),
             )
         return client
 
@@ -145,6 +146,7 @@ class Credentials:
                     f"The M2M client {title!r} was created (id {client.client_id}), but CARTO's answer, the only "
                     "place its secret is ever shown, was lost",
                     fix=f"revoke it with revoke_credential(kind='m2m', id='{client.client_id}') and create a new one.",
+                    shown=(client.client_id,),
                 ) from lost
             return client, [RECOVERED]
         announce_created(kind, client.client_id)
@@ -249,6 +251,7 @@ def _the_one(what: str, found: list[tuple[str, _Found]], seen: int, since: datet
             fix="keep the one you need and revoke the others with revoke_credential; do not create it again.",
             method=lost.method,
             url=lost.url,
+            shown=tuple(ident for ident, _ in found),
         ) from lost
     return found[0][1]
 

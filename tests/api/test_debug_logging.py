@@ -8,7 +8,7 @@ import httpx2
 import pytest
 
 from carto_mcp import contract
-from carto_mcp.api import CartoClient, ClientCredentialsBearer, NotFound
+from carto_mcp.api import AuthError, CartoClient, ClientCredentialsBearer, NotFound
 from carto_mcp.masking import mask
 from carto_mcp.sandbox.server import RunningSandbox
 
@@ -114,3 +114,21 @@ async def test_a_failed_request_logs_its_answer_with_the_token_masked(caplog: py
     lines = api_lines(caplog)
     one(lines, f"<-- 404 GET https://t.example/v3/tokens/{mask(token)} ")
     assert token not in caplog.text
+
+
+async def test_an_m2m_secret_with_form_special_characters_never_reaches_the_debug_log(
+    sandbox: RunningSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """(abuse 7) The exchange body is form-encoded: its client_secret is masked as a field, in every encoding."""
+    from urllib.parse import quote, quote_plus
+
+    secret = "a+b/c=d&e%f-special-secret-9f3K+/=="
+    caplog.set_level(logging.DEBUG, logger="carto_mcp")
+    bearer = ClientCredentialsBearer("client-with-odd-secret", secret, token_url=f"{sandbox.url}/oauth/token")
+    async with CartoClient(base_url=sandbox.url, auth=bearer) as api:
+        with pytest.raises(AuthError):
+            await api.list_tokens()
+    logged = caplog.text
+    assert "client_secret=" in logged  # the exchange was logged, with the field masked
+    for form in (secret, quote(secret, safe=""), quote_plus(secret), secret.replace("+", " ")):
+        assert form not in logged
