@@ -1,5 +1,8 @@
 """What the tools return: compact rows, full details and create results.
 
+Optional fields are `Maybe[...]` (see `models.schema`) and left out of a result when they have
+no value, so every host reads one plain type per field.
+
 Secrets are masked everywhere except the create results (`TokenCreated.token`,
 `ClientCreated.client_secret`), which show them exactly once — or not at all when they were
 written to a file.
@@ -17,27 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from carto_mcp.masking import mask
 from carto_mcp.models.kinds import ClientKind, CredentialKind
+from carto_mcp.models.schema import Maybe
 from carto_mcp.models.wire import OAuthClient, Token
-
-
-def _flat_nullables(schema: dict[str, Any]) -> None:
-    """`anyOf: [{type: T}, {type: null}]` -> `type: [T, "null"]`: same meaning, validated much faster.
-
-    Every Python MCP client checks each result against the output schema with jsonschema, and
-    `anyOf` per field of every row dominates that cost for a 500-row page.
-    """
-    for prop in schema.get("properties", {}).values():
-        options = prop.get("anyOf")
-        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-            other = next(o for o in options if o != {"type": "null"})
-            if isinstance(other.get("type"), str):
-                del prop["anyOf"]
-                prop.update({**other, "type": [other["type"], "null"]})
 
 
 def _inline_rows(schema: dict[str, Any]) -> None:
     """Rows are described inline rather than by `$ref`, which jsonschema resolves once per row."""
-    _flat_nullables(schema)
     schema["properties"]["rows"]["items"] = Row.model_json_schema()
 
 
@@ -52,14 +40,14 @@ class TokenDetail(BaseModel):
 
     kind: Literal["token"] = "token"
     id: str = Field(description="Short stable id (the token's jti); pass it to get/update/revoke.")
-    name: str | None = None
+    name: Maybe[str] = None
     token_masked: str
     apis: list[str]
     grants: list[GrantView]
     referers: list[str]
-    expiration_date: str | None = Field(description="ISO 8601 UTC; null means the token never expires.")
+    expiration_date: Maybe[str] = Field(default=None, description="ISO 8601 UTC; absent: the token never expires.")
     expired: bool
-    created_at: str | None = None
+    created_at: Maybe[str] = None
 
     @classmethod
     def of(cls, token: Token, now: datetime | None = None) -> TokenDetail:
@@ -81,14 +69,14 @@ class ClientDetail(BaseModel):
 
     kind: ClientKind
     id: str = Field(description="The OAuth client id.")
-    title: str | None = None
-    login_uri: str | None = None
+    title: Maybe[str] = None
+    login_uri: Maybe[str] = None
     callbacks: list[str] = Field(default_factory=list)
     logout_urls: list[str] = Field(default_factory=list)
     web_origins: list[str] = Field(default_factory=list)
     allowed_origins: list[str] = Field(default_factory=list)
-    client_secret_masked: str | None = None
-    created_at: str | None = None
+    client_secret_masked: Maybe[str] = None
+    created_at: Maybe[str] = None
 
     @classmethod
     def of(cls, client: OAuthClient, kind: ClientKind) -> ClientDetail:
@@ -109,15 +97,13 @@ class ClientDetail(BaseModel):
 class Row(BaseModel):
     """One compact list row: a few dozen bytes, so 500 rows stay small."""
 
-    model_config = ConfigDict(json_schema_extra=_flat_nullables)
-
     kind: CredentialKind
     id: str
-    name: str | None = None
-    apis: list[str] | None = None
-    grants: int | None = None
-    expires: str | None = None
-    expired: bool | None = None
+    name: Maybe[str] = None
+    apis: Maybe[list[str]] = None
+    grants: Maybe[int] = None
+    expires: Maybe[str] = None
+    expired: Maybe[bool] = None
 
     @classmethod
     def of_token(cls, token: Token, now: datetime) -> Row:
@@ -141,7 +127,7 @@ class CredentialList(BaseModel):
 
     rows: list[Row]
     count: int = Field(description="Rows in this page.")
-    next_cursor: str | None = Field(default=None, description="Pass as cursor to get the next page; null at the end.")
+    next_cursor: Maybe[str] = Field(default=None, description="Pass as cursor to get the next page; absent at the end.")
     warnings: list[str] = Field(default_factory=list)
 
     def summary(self) -> str:
@@ -161,12 +147,12 @@ class TokenCreated(BaseModel):
     """A new token. `token` is the only place the full value is ever shown (null when written to a file)."""
 
     status: Literal["created", "dry_run"] = "created"
-    id: str | None = None
-    token: str | None = Field(default=None, description="The full token value, shown once. Store it now.")
-    secret_file: str | None = None
+    id: Maybe[str] = None
+    token: Maybe[str] = Field(default=None, description="The full token value, shown once. Store it now.")
+    secret_file: Maybe[str] = None
     secret_variables: list[str] = Field(default_factory=list)
-    detail: TokenDetail | None = None
-    request: dict[str, Any] | None = Field(default=None, description="dry_run only: the normalized request body.")
+    detail: Maybe[TokenDetail] = None
+    request: Maybe[dict[str, Any]] = Field(default=None, description="dry_run only: the normalized request body.")
     warnings: list[str] = Field(default_factory=list)
 
     @property
@@ -193,8 +179,8 @@ class ClientCreated(BaseModel):
 
     status: Literal["created"] = "created"
     id: str
-    client_secret: str | None = Field(default=None, description="M2M only: the client secret, shown once.")
-    secret_file: str | None = None
+    client_secret: Maybe[str] = Field(default=None, description="M2M only: the client secret, shown once.")
+    secret_file: Maybe[str] = None
     secret_variables: list[str] = Field(default_factory=list)
     detail: ClientDetail
     warnings: list[str] = Field(default_factory=list)
@@ -248,11 +234,11 @@ class Updated(ChangeResult):
     status: Literal["updated", "confirmation_required", "cancelled"]
     kind: CredentialKind
     id: str
-    token: TokenDetail | None = None
-    client: ClientDetail | None = None
+    token: Maybe[TokenDetail] = None
+    client: Maybe[ClientDetail] = None
     removes: list[str] = Field(default_factory=list, description="What the change takes away.")
-    confirmation_code: str | None = None
-    message: str | None = None
+    confirmation_code: Maybe[str] = None
+    message: Maybe[str] = None
     warnings: list[str] = Field(default_factory=list)
 
     def summary(self) -> str:
@@ -266,9 +252,9 @@ class Revoked(ChangeResult):
     status: Literal["revoked", "confirmation_required", "cancelled"]
     kind: CredentialKind
     id: str
-    name: str | None = None
-    confirmation_code: str | None = None
-    expires_in_seconds: int | None = None
+    name: Maybe[str] = None
+    confirmation_code: Maybe[str] = None
+    expires_in_seconds: Maybe[int] = None
     message: str
 
     def summary(self) -> str:
@@ -280,8 +266,8 @@ class CredentialDetail(BaseModel):
 
     kind: CredentialKind
     id: str
-    token: TokenDetail | None = None
-    client: ClientDetail | None = None
+    token: Maybe[TokenDetail] = None
+    client: Maybe[ClientDetail] = None
 
     def summary(self) -> str:
         if self.token is not None:
@@ -299,9 +285,9 @@ class CredentialDetail(BaseModel):
 class Rotated(BaseModel):
     status: Literal["rotated", "replacement_created", "cancelled"]
     old_id: str
-    new: TokenCreated | None = None
+    new: Maybe[TokenCreated] = None
     old_revoked: bool = False
-    confirmation_code: str | None = Field(
+    confirmation_code: Maybe[str] = Field(
         default=None,
         description="Pass to revoke_credential(kind='token', id=old_id, confirm=...) to revoke the old token.",
     )
@@ -326,11 +312,11 @@ class Identity(BaseModel):
     source: str
     reason: str
     base_url: str
-    tenant_id: str | None = None
-    tenant_domain: str | None = None
-    organization_id: str | None = None
-    organization_name: str | None = None
-    user_email: str | None = None
+    tenant_id: Maybe[str] = None
+    tenant_domain: Maybe[str] = None
+    organization_id: Maybe[str] = None
+    organization_name: Maybe[str] = None
+    user_email: Maybe[str] = None
     sandbox: bool = False
 
     def summary(self) -> str:
@@ -343,8 +329,8 @@ class Identity(BaseModel):
 class ProfileRow(BaseModel):
     name: str
     active: bool
-    organization_name: str | None = None
-    tenant_id: str | None = None
+    organization_name: Maybe[str] = None
+    tenant_id: Maybe[str] = None
 
 
 class Profiles(BaseModel):

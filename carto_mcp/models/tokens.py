@@ -14,6 +14,7 @@ from carto_mcp import contract
 from carto_mcp.errors import RuleError
 from carto_mcp.models import rules
 from carto_mcp.models.rules import GrantKind
+from carto_mcp.models.schema import Maybe
 
 ApiName = Literal["sql", "maps", "imports", "lds"]
 NOTHING_TO_CHANGE = "nothing to change: give name, grants, add_grants, remove_grants, apis or referers"
@@ -90,7 +91,7 @@ class Grant(BaseModel):
 
     connection: Connection
     source: Source
-    kind: GrantKind | None = Field(
+    kind: Maybe[GrantKind] = Field(
         default=None,
         description=(
             "Optional explicit grant kind: table, pattern, query, named_source or all. Inferred from the "

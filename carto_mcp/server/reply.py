@@ -2,7 +2,7 @@
 
 The SDK's default text is the structured content pretty-printed, which doubles a 500-row page.
 Ours is one summary sentence followed by the same data as compact JSON, so a host that shows
-the model only the text still gives it every id; list rows leave out their empty fields.
+the model only the text still gives it every id; fields without a value are left out.
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ __all__ = ["Result", "reply"]
 class Result(Protocol):
     """A tool's result model: what it holds (`model_dump`) and one sentence about it (`summary`)."""
 
-    def model_dump(self, *, mode: str = ...) -> dict[str, Any]: ...
+    def model_dump(self, *, mode: str = ..., exclude_none: bool = ...) -> dict[str, Any]: ...
 
     def summary(self) -> str: ...
 
 
 def reply(result: Result) -> CallToolResult:
     """A CallToolResult whose structuredContent is `result` and whose text starts with its summary."""
-    data = result.model_dump(mode="json")
-    rows = data.get("rows")
-    if isinstance(rows, list):
-        data["rows"] = [{k: v for k, v in row.items() if v is not None} for row in rows]
+    data = result.model_dump(mode="json", exclude_none=True)
     text = result.summary() + "\n" + json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)

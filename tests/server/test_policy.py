@@ -205,7 +205,7 @@ async def test_create_token_writes_the_secret_to_a_0600_file(sandbox: RunningSan
     assert sandbox.store.get_token(value) is not None
     assert values["OTHER"] == "1" and "# keep me" in target.read_text(encoding="utf-8")
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
-    assert created["token"] is None
+    assert "token" not in created
     assert created["secret_file"] == str(target)
     assert created["secret_variables"] == ["CARTO_API_ACCESS_TOKEN"]
     assert value not in json.dumps(result.model_dump(mode="json"))
@@ -221,7 +221,7 @@ async def test_create_m2m_writes_id_and_secret_to_a_0600_file(sandbox: RunningSa
     assert values["CARTO_CLIENT_ID"] == created["id"]
     assert sandbox.store.check_client_secret(created["id"], values["CARTO_CLIENT_SECRET"])
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
-    assert created["client_secret"] is None
+    assert "client_secret" not in created
     assert created["secret_variables"] == ["CARTO_CLIENT_ID", "CARTO_CLIENT_SECRET"]
     assert values["CARTO_CLIENT_SECRET"] not in json.dumps(result.model_dump(mode="json"))
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from carto_mcp.models.kinds import CredentialKind, ListKind
+from carto_mcp.models.schema import Maybe
 
 KindArg = Annotated[
     CredentialKind,
@@ -29,10 +30,8 @@ CredentialId = Annotated[
     ),
 ]
 ConfirmArg = Annotated[
-    str | None,
+    Maybe[Annotated[str, Field(max_length=200)]],
     Field(
-        default=None,
-        max_length=200,
         description=(
             "Confirmation code from a previous call's preview (clients without elicitation). Omit it on the "
             "first call: nothing changes and the preview returns the code."
@@ -40,10 +39,8 @@ ConfirmArg = Annotated[
     ),
 ]
 SecretFileArg = Annotated[
-    str | None,
+    Maybe[Annotated[str, Field(max_length=4096)]],
     Field(
-        default=None,
-        max_length=4096,
         description=(
             "Absolute path of a .env-style file to write the secret to (mode 0600) instead of returning it. "
             "The result then only names the file and the variables."
@@ -54,13 +51,12 @@ Overwrite = Annotated[
     bool, Field(default=False, description="Replace the variable if secret_output_file already defines it.")
 ]
 ProfileArg = Annotated[
-    str | None,
+    Maybe[Annotated[str, Field(max_length=128)]],
     Field(
-        default=None,
-        max_length=128,
         description="CARTO profile to act as (only those the server allows with --profiles; see list_profiles). "
         "Default: the server's profile.",
     ),
 ]
 SecretVariable = Annotated[str, Field(max_length=128, description="Variable name used in secret_output_file.")]
-UrlList = Annotated[list[Annotated[str, Field(min_length=1, max_length=2048)]], Field(max_length=100)]
+Url = Annotated[str, Field(min_length=1, max_length=2048)]
+UrlList = Annotated[list[Url], Field(max_length=100)]

@@ -29,11 +29,12 @@ from carto_mcp.models.oauth_clients import (
     Title,
 )
 from carto_mcp.models.results import ClientDetail, Revoked, TokenDetail, Updated
+from carto_mcp.models.schema import Maybe
 from carto_mcp.models.tokens import ApiList, Grant, Referer, TokenName, TokenUpdate
 from carto_mcp.server.confirm import Confirm, NotAsked, ask, describe, verdict
 from carto_mcp.server.registry import CHANGES, ToolSpec
 from carto_mcp.server.state import state_of
-from carto_mcp.server.tools._args import ConfirmArg, CredentialId, KindArg, ProfileArg, UrlList
+from carto_mcp.server.tools._args import ConfirmArg, CredentialId, KindArg, ProfileArg, Url, UrlList
 
 GrantList = Annotated[list[Grant], Field(max_length=200)]
 
@@ -77,28 +78,28 @@ async def update_credential(
     id: CredentialId,
     plan: Annotated[Plan, Resolve(update_plan)],
     approval: Annotated[ElicitationResult[Confirm], Resolve(approve_update)],
-    name: TokenName | None = None,
-    grants: Annotated[GrantList | None, Field(description="Token: replace all grants with these.")] = None,
-    add_grants: Annotated[GrantList | None, Field(description="Token: grants to add to the current ones.")] = None,
-    remove_grants: Annotated[GrantList | None, Field(description="Token: grants to remove.")] = None,
-    apis: Annotated[ApiList | None, Field(description="Token: the new allowed APIs (replaces the list).")] = None,
+    name: Maybe[TokenName] = None,
+    grants: Annotated[Maybe[GrantList], Field(description="Token: replace all grants with these.")] = None,
+    add_grants: Annotated[Maybe[GrantList], Field(description="Token: grants to add to the current ones.")] = None,
+    remove_grants: Annotated[Maybe[GrantList], Field(description="Token: grants to remove.")] = None,
+    apis: Annotated[Maybe[ApiList], Field(description="Token: the new allowed APIs (replaces the list).")] = None,
     referers: Annotated[
-        list[Referer] | None, Field(max_length=100, description="Token: the new referer list (replaces it).")
+        Maybe[Annotated[list[Referer], Field(max_length=100)]],
+        Field(description="Token: the new referer list (replaces it)."),
     ] = None,
     expiration_date: Annotated[
-        str | None,
+        Maybe[Annotated[str, Field(max_length=40)]],
         Field(
-            max_length=40,
             description="Not changeable: CARTO fixes a token's expiry at creation. Passing it is "
             "an error; create a replacement token instead.",
         ),
     ] = None,
-    title: Title | None = None,
-    login_uri: Annotated[str | None, Field(max_length=2048, description=LOGIN_URI)] = None,
-    callbacks: Annotated[UrlList | None, Field(description=CALLBACKS)] = None,
-    logout_urls: Annotated[UrlList | None, Field(description=LOGOUT_URLS)] = None,
-    web_origins: Annotated[UrlList | None, Field(description=WEB_ORIGINS)] = None,
-    allowed_origins: Annotated[UrlList | None, Field(description=ALLOWED_ORIGINS)] = None,
+    title: Maybe[Title] = None,
+    login_uri: Annotated[Maybe[Url], Field(description=LOGIN_URI)] = None,
+    callbacks: Annotated[Maybe[UrlList], Field(description=CALLBACKS)] = None,
+    logout_urls: Annotated[Maybe[UrlList], Field(description=LOGOUT_URLS)] = None,
+    web_origins: Annotated[Maybe[UrlList], Field(description=WEB_ORIGINS)] = None,
+    allowed_origins: Annotated[Maybe[UrlList], Field(description=ALLOWED_ORIGINS)] = None,
     confirm: ConfirmArg = None,
     profile: ProfileArg = None,
 ) -> Updated:

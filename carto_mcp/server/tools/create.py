@@ -22,11 +22,12 @@ from carto_mcp.models.oauth_clients import (
     Title,
 )
 from carto_mcp.models.results import ClientCreated, TokenCreated
+from carto_mcp.models.schema import Maybe
 from carto_mcp.models.tokens import ApiList, Expiry, Grant, Referer, TokenCreate, TokenName
 from carto_mcp.models.validation import build
 from carto_mcp.server.registry import CREATES, ToolSpec
 from carto_mcp.server.state import state_of
-from carto_mcp.server.tools._args import Overwrite, ProfileArg, SecretFileArg, SecretVariable, UrlList
+from carto_mcp.server.tools._args import Overwrite, ProfileArg, SecretFileArg, SecretVariable, Url, UrlList
 
 
 async def create_token(
@@ -36,8 +37,8 @@ async def create_token(
         list[Grant], Field(max_length=200, description="(connection, source) pairs the token may read.")
     ] = [],  # noqa: B006 - pydantic copies defaults
     referers: Annotated[list[Referer], Field(max_length=100, description="Allowed referer URLs.")] = [],  # noqa: B006
-    name: TokenName | None = None,
-    expiration_date: Expiry | None = None,
+    name: Maybe[TokenName] = None,
+    expiration_date: Maybe[Expiry] = None,
     dry_run: Annotated[
         bool, Field(description="Only validate and normalize: return the request and warnings, create nothing.")
     ] = False,
@@ -67,11 +68,11 @@ async def create_token(
 async def create_spa(
     ctx: Context[Any, Any],
     title: Title,
-    login_uri: Annotated[str | None, Field(default=None, max_length=2048, description=LOGIN_URI)] = None,
-    callbacks: Annotated[UrlList | None, Field(default=None, description=CALLBACKS)] = None,
-    logout_urls: Annotated[UrlList | None, Field(default=None, description=LOGOUT_URLS)] = None,
-    web_origins: Annotated[UrlList | None, Field(default=None, description=WEB_ORIGINS)] = None,
-    allowed_origins: Annotated[UrlList | None, Field(default=None, description=ALLOWED_ORIGINS)] = None,
+    login_uri: Annotated[Maybe[Url], Field(description=LOGIN_URI)] = None,
+    callbacks: Annotated[Maybe[UrlList], Field(description=CALLBACKS)] = None,
+    logout_urls: Annotated[Maybe[UrlList], Field(description=LOGOUT_URLS)] = None,
+    web_origins: Annotated[Maybe[UrlList], Field(description=WEB_ORIGINS)] = None,
+    allowed_origins: Annotated[Maybe[UrlList], Field(description=ALLOWED_ORIGINS)] = None,
     profile: ProfileArg = None,
 ) -> ClientCreated:
     """Create a Single Page Application OAuth client for browser login flows. Example: {"title": "My Web

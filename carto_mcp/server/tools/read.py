@@ -10,6 +10,7 @@ from pydantic import Field
 from carto_mcp.credentials import ListQuery
 from carto_mcp.models.results import CredentialDetail, CredentialList
 from carto_mcp.models.rules import EXPIRY_PATTERN
+from carto_mcp.models.schema import Maybe
 from carto_mcp.server.registry import READS, ToolSpec
 from carto_mcp.server.state import state_of
 from carto_mcp.server.tools._args import CredentialId, KindArg, ListKindArg, ProfileArg
@@ -19,23 +20,19 @@ async def list_credentials(
     ctx: Context[Any, Any],
     kind: ListKindArg = "all",
     text: Annotated[
-        str | None, Field(default=None, max_length=256, description="Case-insensitive text in the name or title.")
+        Maybe[Annotated[str, Field(max_length=256)]], Field(description="Case-insensitive text in the name or title.")
     ] = None,
     expiring_within: Annotated[
-        str | None,
+        Maybe[Annotated[str, Field(pattern=EXPIRY_PATTERN, max_length=40)]],
         Field(
-            default=None,
-            pattern=EXPIRY_PATTERN,
             description="Only tokens that have not expired and expire within this span ('7d', '2w', '1m') or "
             "before this date.",
         ),
     ] = None,
-    expired: Annotated[
-        bool | None, Field(default=None, description="true: only expired tokens; false: only unexpired ones.")
-    ] = None,
+    expired: Annotated[Maybe[bool], Field(description="true: only expired tokens; false: only unexpired ones.")] = None,
     limit: Annotated[int, Field(ge=1, le=500, description="Rows per page (default 50, max 500).")] = 50,
     cursor: Annotated[
-        str | None, Field(default=None, max_length=512, description="next_cursor from the previous page.")
+        Maybe[Annotated[str, Field(max_length=512)]], Field(description="next_cursor from the previous page.")
     ] = None,
     profile: ProfileArg = None,
 ) -> CredentialList:

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from carto_mcp.credentials import SecretFile, env_name, replacement
 from carto_mcp.models.results import Rotated
+from carto_mcp.models.schema import Maybe
 from carto_mcp.models.tokens import Expiry, TokenName
 from carto_mcp.models.wire import Token
 from carto_mcp.server.confirm import Confirm, NotAsked, Operation, ask, verdict
@@ -45,8 +46,8 @@ async def rotate_token(
     id: CredentialId,
     old: Annotated[Token, Resolve(rotation_target)],
     approval: Annotated[ElicitationResult[Confirm], Resolve(approve_rotation)],
-    name: TokenName | None = None,
-    expiration_date: Expiry | None = None,
+    name: Maybe[TokenName] = None,
+    expiration_date: Maybe[Expiry] = None,
     keep_old: Annotated[
         bool, Field(description="Keep the old token for a grace period (revoke it later with revoke_credential).")
     ] = False,
