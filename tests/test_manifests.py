@@ -168,18 +168,71 @@ def test_vscode_prompts_for_the_token_as_a_password() -> None:
     assert prompt["type"] == "promptString" and prompt["password"] is True
 
 
-def test_claude_code_readme_commands_parse() -> None:
-    text = (MANIFESTS / "claude-code" / "README.md").read_text(encoding="utf-8")
-    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("claude mcp add")]
+#: `claude mcp add` options as Claude Code 2.1 declares them: `-e`/`-H` are variadic (`<env...>`).
+CLAUDE_VARIADIC = {"-e", "--env", "-H", "--header"}
+CLAUDE_SINGLE = {"-s", "--scope", "-t", "--transport", "--callback-port", "--client-id"}
+
+
+def claude_mcp_add(line: str) -> tuple[list[str], dict[str, list[str]], list[str]]:
+    """Split a `claude mcp add` line the way Claude Code's parser does: (positionals, options, command).
+
+    A variadic option takes every following word up to the next option or `--`, so a server
+    name written after `-e KEY=value` becomes one more value of `-e` (issue 13, item 1).
+    """
+    words = line.split()
+    assert words[:3] == ["claude", "mcp", "add"], line
+    head, command = (words[3 : words.index("--")], words[words.index("--") + 1 :]) if "--" in words else (words[3:], [])
+    positionals: list[str] = []
+    options: dict[str, list[str]] = {}
+    i = 0
+    while i < len(head):
+        word = head[i]
+        if word in CLAUDE_VARIADIC:
+            values = []
+            while i + 1 < len(head) and not head[i + 1].startswith("-"):
+                i += 1
+                values.append(head[i])
+            options.setdefault(word, []).extend(values)
+        elif word in CLAUDE_SINGLE:
+            i += 1
+            options.setdefault(word, []).append(head[i])
+        else:
+            assert not word.startswith("-"), f"{line}: unknown option {word}"
+            positionals.append(word)
+        i += 1
+    return positionals, options, command
+
+
+def claude_code_lines() -> list[str]:
+    """Every `claude mcp add` line of the two READMEs that document Claude Code."""
+    texts = [(MANIFESTS / "claude-code" / "README.md").read_text(encoding="utf-8")]
+    texts.append((ROOT / "README.md").read_text(encoding="utf-8"))
+    lines = [line.split("#")[0].strip() for text in texts for line in text.splitlines()]
+    return [line for line in lines if line.startswith("claude mcp add")]
+
+
+def test_claude_mcp_add_parsing_catches_a_name_after_e() -> None:
+    """The failing form from the issue: `-e` eats the name, leaving no server name at all."""
+    positionals, options, _ = claude_mcp_add("claude mcp add -e A=1 -e B=2 carto -- carto-mcp serve")
+    assert positionals == [] and options["-e"] == ["A=1", "B=2", "carto"]
+
+
+@pytest.mark.parametrize("line", claude_code_lines())
+def test_claude_code_commands_are_ones_claude_code_accepts(line: str) -> None:
+    positionals, options, command = claude_mcp_add(line)
+    assert len(positionals) == 1 and re.fullmatch(r"[\w-]+", positionals[0]), f"{line}: no single server name"
+    for value in options.get("-e", []):
+        name, sep, _ = value.partition("=")
+        assert sep and name in known_env_vars(), f"{line}: -e {value} is not KEY=value of a variable we read"
+    assert_serve(serve_argv(command[0], command[1:]))
+
+
+def test_the_claude_code_docs_show_env_options_and_both_scopes() -> None:
+    lines = claude_code_lines()
     assert "claude mcp add carto -- carto-mcp serve" in lines
-    for line in lines:
-        options, _, command = line.partition(" -- ")
-        words = command.split()
-        assert_serve(serve_argv(words[0], words[1:]))
-        unknown = set(re.findall(r"-e (\w+)=", options)) - known_env_vars()
-        assert not unknown, line
-        # Options go before the server name: the name is the last word before `--`.
-        assert re.fullmatch(r"claude mcp add( (--scope \w+|-e \w+=\S+))* [\w-]+", options), line
+    assert any(claude_mcp_add(line)[1].get("-e") for line in lines)
+    assert any(claude_mcp_add(line)[1].get("--scope") == ["project"] for line in lines)
+    text = (MANIFESTS / "claude-code" / "README.md").read_text(encoding="utf-8")
     installs = [line for line in text.splitlines() if line.startswith("carto-mcp install")]
     for line in installs:
         assert line.split()[2] in install.CLIENTS
