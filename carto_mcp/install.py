@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +30,17 @@ __all__ = [
     "CLIENTS",
     "ClientSpec",
     "InstallError",
+    "Launcher",
     "add_install_parser",
     "build_entry",
-    "default_command",
     "default_config_path",
+    "default_launcher",
     "run_install",
 ]
 
 DEFAULT_NAME = "carto"
+#: The console script `pip install` creates (`carto-mcp.exe` on Windows).
+SCRIPT_NAME = "carto-mcp"
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ def add_install_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--command",
         dest="server_command",
         metavar="COMMAND",
-        help="executable the client launches (default: the absolute path of `carto-mcp` on PATH, else `carto-mcp`)",
+        help="executable the client launches (default: this installation's own `carto-mcp` script by its "
+        "absolute path, or this Python with `-m carto_mcp`)",
     )
     parser.add_argument(
         "--embed-token",
@@ -186,19 +190,72 @@ def default_config_path(
     raise InputError(f"unknown client {client!r}; choose one of {', '.join(sorted(CLIENTS))}", field="client")
 
 
-def default_command(environ: Mapping[str, str]) -> str:
-    """The absolute path of `carto-mcp` on PATH (desktop apps do not see your shell's PATH), else the bare name."""
-    path = environ.get("PATH")
+@dataclass(frozen=True)
+class Launcher:
+    """The command a client starts, the arguments before `serve`, and why it is that one (for the output)."""
+
+    command: str
+    #: `("-m", "carto_mcp")` when the interpreter runs the package rather than the script.
+    prefix: tuple[str, ...] = ()
+    how: str = ""
+
+
+def default_launcher(argv0: str, executable: str) -> Launcher:
+    """A command that starts this very installation, found without PATH.
+
+    Hosts do not see the shell's PATH, and `install` may run from a venv that is not activated
+    or as `python -m carto_mcp`; a bare `carto-mcp` would then start nothing (or another copy).
+    So: the running `carto-mcp` script when `argv0` is it, else this interpreter with `-m`.
+    """
+    script = _running_script(argv0)
+    if script is not None:
+        return Launcher(str(script), (), "this installation's carto-mcp script")
+    if executable and Path(executable).is_file():
+        # Not resolved: a venv's python is a symlink, and following it would leave the venv.
+        return Launcher(
+            str(Path(executable).absolute()),
+            ("-m", "carto_mcp"),
+            "this installation's Python with `-m carto_mcp` (install was not run as the carto-mcp script)",
+        )
+    raise InstallError(
+        "cannot tell which command starts this installation: it was not run as the carto-mcp script and the "
+        "Python interpreter's path is unknown",
+        fix="pass --command with the absolute path of carto-mcp",
+    )
+
+
+def _running_script(argv0: str) -> Path | None:
+    """The `carto-mcp` script this process was started as (resolved), or None when it was not."""
+    if not argv0:
+        return None
+    path = Path(argv0)
+    if path.name.lower().removesuffix(".exe") != SCRIPT_NAME:
+        return None
+    candidates = [path] if path.suffix else [path, path.with_name(path.name + ".exe")]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate.resolve()
+    return None
+
+
+def _check_given_command(command: str, environ: Mapping[str, str]) -> str | None:
+    """A note when a `--command` cannot be found here; it may still exist where the file is used."""
     import shutil
 
-    found = shutil.which("carto-mcp", path=path) if path else None
-    return str(Path(found).absolute()) if found else "carto-mcp"
+    if os.path.isabs(command) or os.sep in command or (os.altsep and os.altsep in command):
+        if not Path(command).is_file():
+            return f"{command} does not exist on this machine"
+        return None
+    if shutil.which(command, path=environ.get("PATH") or os.defpath) is None:
+        return f"{command!r} is not on this PATH; the client must find it on its own PATH"
+    return None
 
 
 def build_entry(
     client: str,
     *,
     command: str,
+    prefix: Sequence[str] = (),
     profile: str | None = None,
     read_only: bool = False,
     sandbox: bool = False,
@@ -206,7 +263,7 @@ def build_entry(
 ) -> dict[str, Any]:
     """The server entry this installer writes for `client` (before merging with an existing one)."""
     spec = CLIENTS[client]
-    args = ["serve"]
+    args = [*prefix, "serve"]
     if sandbox:
         args.append("--sandbox")
     if profile:
@@ -347,10 +404,24 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "(as in the CARTO CLI).",
             file=sys.stderr,
         )
-    command = (args.server_command or "").strip() or default_command(environ)
+    given = (args.server_command or "").strip()
+    if given:
+        launcher = Launcher(given, (), "as given with --command")
+    else:
+        launcher = default_launcher(sys.argv[0], sys.executable)
+    command = launcher.command
     new_entry = build_entry(
-        client, command=command, profile=profile, read_only=args.read_only, sandbox=args.sandbox, env=env
+        client,
+        command=command,
+        prefix=launcher.prefix,
+        profile=profile,
+        read_only=args.read_only,
+        sandbox=args.sandbox,
+        env=env,
     )
+    problem = _check_given_command(command, environ) if given else None
+    if problem:
+        print(f"carto-mcp install: note: {problem}.", file=sys.stderr)
 
     path = Path(args.config).expanduser() if args.config else default_config_path(client, environ)
     target = path.resolve() if path.is_symlink() else path  # write through a dotfiles symlink, keep the link
@@ -427,6 +498,7 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     verb = "updated" if existing is not None else "added"
     print(f"{spec.label}: {verb} server {name!r} in {path}")
     print(f"  runs:   {' '.join(_shell_word(w) for w in [entry['command'], *entry['args']])}")
+    print(f"  command: {launcher.how}")
     if backup is not None:
         print(f"  backup: {backup}")
     if args.sandbox:
