@@ -23,6 +23,8 @@ __all__ = [
     "ENV_AUTH_URL",
     "ENV_CONFIRM_KEY",
     "ENV_EXCLUDE_TOOLS",
+    "ENV_M2M_CLIENT_ID",
+    "ENV_M2M_CLIENT_SECRET",
     "ENV_PROFILES",
     "ENV_READ_ONLY",
     "ENV_SANDBOX",
@@ -50,6 +52,10 @@ ENV_PROFILES = "CARTO_MCP_PROFILES"
 ENV_AUTH_URL = "CARTO_MCP_AUTH_URL"
 ENV_AUTH_TOKEN = "CARTO_MCP_AUTH_TOKEN"
 ENV_ALLOWED_HOSTS = "CARTO_MCP_ALLOWED_HOSTS"
+#: Other names for the M2M pair, not read yet (planned); named here so `install gemini` passes them
+#: on by reference when they are set (a reference nobody reads is harmless).
+ENV_M2M_CLIENT_ID = "CARTO_M2M_CLIENT_ID"
+ENV_M2M_CLIENT_SECRET = "CARTO_M2M_CLIENT_SECRET"
 
 
 @dataclass(frozen=True)

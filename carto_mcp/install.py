@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carto_mcp.config import ENV_AUTH_URL, ENV_M2M_CLIENT_ID, ENV_M2M_CLIENT_SECRET
 from carto_mcp.errors import InputError, InstallError
 from carto_mcp.files import atomic_write, home_dir, json_type, read_json_object
 from carto_mcp.masking import ELLIPSIS, mask, strip_bearer
-from carto_mcp.profiles import ENV_API_TOKEN
+from carto_mcp.profiles import ENV_API_TOKEN, ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_PROFILE
 
 __all__ = [
     "CLIENTS",
@@ -56,6 +57,25 @@ class ClientSpec:
     scope: str
     #: What to do after the file changed.
     next_step: str
+    #: Variables written as `"NAME": "$NAME"` when set: the client drops them from the server's
+    #: environment but expands such references in the entry's `env` (Gemini CLI).
+    env_references: tuple[str, ...] = ()
+
+
+#: Gemini CLI removes variables whose names look secret (TOKEN, SECRET, KEY, AUTH, …) and values that
+#: look like a JWT from an MCP server's environment, so exported credentials never reach the server.
+#: It expands `$NAME` in the entry's `env` from its own environment when it loads settings; the
+#: non-secret names are referenced too, so one shell's set-up reaches the server whole.
+GEMINI_REFERENCES = (
+    ENV_API_TOKEN,
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    ENV_M2M_CLIENT_ID,
+    ENV_M2M_CLIENT_SECRET,
+    ENV_AUTH_URL,
+    ENV_PROFILE,
+    ENV_BASE_URL,
+)
 
 
 CLIENTS: dict[str, ClientSpec] = {
@@ -93,7 +113,11 @@ CLIENTS: dict[str, ClientSpec] = {
         "mcpServers",
         False,
         "user",
-        "Restart `gemini`; `/mcp` lists the server and its tools.",
+        "Gemini CLI starts MCP servers only in a folder you trust (elsewhere `gemini mcp list` shows "
+        "`○ … Disabled`): start `gemini` in your project folder and choose `1. Trust folder` when it asks "
+        '"Do you trust the files in this folder?" (later: `/permissions trust` inside gemini). '
+        "Then `/mcp` lists the server and its tools.",
+        GEMINI_REFERENCES,
     ),
 }
 
@@ -359,7 +383,7 @@ def _redact(line: str, secrets: tuple[str, ...]) -> str:
     prefix, body = line[:1], line[1:]
     found = _JSON_STRING_PAIR.match(body)
     value = found["value"] if found else ""
-    if found and _SECRET_KEY.search(found["key"]) and value and not value.startswith("${") and ELLIPSIS not in value:
+    if found and _SECRET_KEY.search(found["key"]) and value and not value.startswith("$") and ELLIPSIS not in value:
         body = f'{found["head"]}"{mask(found["value"])}"{body[found.end() :]}'
     return prefix + body
 
@@ -395,6 +419,8 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             )
             return 2
         env[ENV_API_TOKEN] = token
+    references = {} if args.sandbox else _references(spec, environ, skip=env)
+    env.update(references)
     profile = (args.profile or "").strip() or None
     if args.sandbox and (profile or token):
         print("carto-mcp install: note: --sandbox ignores credentials (profile, token).", file=sys.stderr)
@@ -438,6 +464,7 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         not args.embed_token
         and isinstance(entry.get("env"), dict)
         and bool(entry["env"].get(ENV_API_TOKEN))
+        and not _is_reference(entry["env"][ENV_API_TOKEN])
         and existing is not None
     )
     if kept_token:
@@ -505,8 +532,18 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print("  credentials: none (the embedded sandbox API)")
     elif token:
         print(f"  credentials: {ENV_API_TOKEN} embedded in the entry's env ({mask(token)})")
+    elif references:
+        print(
+            f"  credentials: the referenced variables as set where {spec.label} runs, "
+            "else your `carto auth login` profile"
+        )
     elif not kept_token:
         print("  credentials: your `carto auth login` profile (check with `carto-mcp doctor`)")
+    if references:
+        print(
+            f'  references: {", ".join(references)} written as "$NAME" (names, never values): {spec.label} '
+            "removes secret-looking variables from a server's environment, but expands these references"
+        )
     if spec.scope == "project" and os.path.isabs(command) and not args.server_command:
         print(
             "  note: the command is an absolute path on this machine; for a file shared with a team, "
@@ -514,6 +551,16 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         )
     print(f"Next: {spec.next_step}")
     return 0
+
+
+def _references(spec: ClientSpec, environ: Mapping[str, str], *, skip: Mapping[str, str]) -> dict[str, str]:
+    """`{"NAME": "$NAME"}` for each of the client's reference variables set now (never their values)."""
+    return {name: f"${name}" for name in spec.env_references if name not in skip and (environ.get(name) or "").strip()}
+
+
+def _is_reference(value: object) -> bool:
+    """A `$NAME` / `${NAME}` reference the client expands, as opposed to a value written in the file."""
+    return isinstance(value, str) and value.startswith("$")
 
 
 def _shell_word(word: str) -> str:

@@ -220,7 +220,9 @@ def test_no_token_is_written_without_embed_token(
     code, out, err = run(capsys, [client, "--config", str(config), "--command", "carto-mcp"], environ)
     assert code == 0
     assert TOKEN not in config.read_text() and TOKEN not in out + err
-    assert "env" not in json.loads(config.read_text())[key(client)]["carto"]
+    entry = json.loads(config.read_text())[key(client)]["carto"]
+    # Gemini gets a reference to the variable (it strips the variable itself); nobody gets the value.
+    assert entry.get("env") == ({"CARTO_API_TOKEN": "$CARTO_API_TOKEN"} if client == "gemini" else None)
     assert "carto auth login" in out  # the default credential path is named
 
 
@@ -240,6 +242,63 @@ def test_embed_token_writes_it_with_a_warning(client: str, tmp_path: Path, capsy
     assert TOKEN not in out + err
     if os.name == "posix":
         assert stat.S_IMODE(config.stat().st_mode) & 0o077 == 0  # tightened: it now holds a token
+
+
+#: Every variable `install gemini` passes on by reference, each set to a distinctive fake value.
+GEMINI_ENV = {
+    "CARTO_API_TOKEN": TOKEN,
+    "CARTO_CLIENT_ID": "fake-client-id-GM01",
+    "CARTO_CLIENT_SECRET": "fake-client-secret-not-real-GM02",
+    "CARTO_M2M_CLIENT_ID": "fake-m2m-id-GM03",
+    "CARTO_M2M_CLIENT_SECRET": "fake-m2m-secret-not-real-GM04",
+    "CARTO_MCP_AUTH_URL": "https://auth.example.test/oauth/token",
+    "CARTO_PROFILE": "staging-GM05",
+    "CARTO_MCP_BASE_URL": "https://gcp-us-east1.api.example.test",
+}
+
+
+def test_gemini_gets_references_to_the_credential_variables_and_no_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a token and a client-credentials pair exported, `install gemini` writes `"NAME": "$NAME"` only."""
+    from carto_mcp.cli import main
+
+    config = tmp_path / "settings.json"
+    environ = {"HOME": str(tmp_path), "PATH": "", **GEMINI_ENV}
+    assert main(["install", "gemini", "--config", str(config), "--dry-run"], environ) == 0
+    assert main(["install", "gemini", "--config", str(config)], environ) == 0
+    out, err = capsys.readouterr()
+    raw = config.read_text()
+    assert json.loads(raw)["mcpServers"]["carto"]["env"] == {name: f"${name}" for name in GEMINI_ENV}
+    for value in GEMINI_ENV.values():
+        assert value not in raw and value not in out + err  # not even the non-secret ones: names only
+    assert "references: " + ", ".join(GEMINI_ENV) in out
+    assert "Trust folder" in out and "/permissions trust" in out  # Gemini ignores untrusted folders
+
+
+def test_gemini_references_only_what_is_set_and_none_on_the_sandbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "settings.json"
+    environ = {"HOME": str(tmp_path), "CARTO_CLIENT_ID": "cid", "CARTO_CLIENT_SECRET": "x-GM06", "CARTO_PROFILE": " "}
+    assert run(capsys, ["gemini", "--config", str(config), "--command", "carto-mcp"], environ)[0] == 0
+    env = json.loads(config.read_text())["mcpServers"]["carto"]["env"]
+    assert env == {"CARTO_CLIENT_ID": "$CARTO_CLIENT_ID", "CARTO_CLIENT_SECRET": "$CARTO_CLIENT_SECRET"}
+    sandbox = tmp_path / "sandbox.json"
+    code, out, _err = run(capsys, ["gemini", "--config", str(sandbox), "--command", "carto-mcp", "--sandbox"], environ)
+    assert code == 0 and "env" not in json.loads(sandbox.read_text())["mcpServers"]["carto"]
+    assert "  references:" not in out
+
+
+def test_a_reference_already_in_the_entry_is_not_flagged_as_an_embedded_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "settings.json"
+    argv = ["gemini", "--config", str(config), "--command", "carto-mcp"]
+    assert run(capsys, argv, {"HOME": str(tmp_path), "CARTO_API_TOKEN": TOKEN})[0] == 0
+    code, _out, err = run(capsys, [*argv, "--read-only"], {"HOME": str(tmp_path)})
+    assert code == 0 and "already sets" not in err
+    assert json.loads(config.read_text())["mcpServers"]["carto"]["env"] == {"CARTO_API_TOKEN": "$CARTO_API_TOKEN"}
 
 
 def test_embed_token_without_the_variable_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

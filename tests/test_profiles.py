@@ -197,6 +197,35 @@ def test_half_a_client_credentials_pair_is_an_error_naming_the_missing_half(envi
     assert_no_secret(message)
 
 
+def test_under_gemini_a_missing_client_secret_says_gemini_may_have_removed_it(environ):
+    """Gemini CLI strips CARTO_CLIENT_SECRET from a server's env: the error says so and how to pass it."""
+    environ.update({"CARTO_CLIENT_ID": "fake-client-id", "GEMINI_CLI": "1"})
+    with pytest.raises(ProfileError) as info:
+        resolver(environ, base_url="https://api.example.test").resolve()
+    fix = info.value.fix or ""
+    assert "Gemini CLI" in fix and '"CARTO_CLIENT_SECRET": "$CARTO_CLIENT_SECRET"' in fix
+    assert "carto-mcp install gemini" in fix and "--client-secret-file" in fix
+    assert "client secret is missing" in info.value.message
+
+
+def test_under_gemini_no_credentials_at_all_names_the_stripped_variables(environ):
+    environ["GEMINI_CLI"] = "1"
+    with pytest.raises(ProfileError) as info:
+        resolver(environ).resolve()
+    fix = info.value.fix or ""
+    assert "carto auth login" in fix
+    assert '"CARTO_API_TOKEN": "$CARTO_API_TOKEN"' in fix and "carto-mcp install gemini" in fix
+
+
+@pytest.mark.parametrize("gemini", [None, "0", ""])
+def test_without_gemini_the_errors_say_nothing_about_it(environ, gemini):
+    if gemini is not None:
+        environ["GEMINI_CLI"] = gemini
+    assert "Gemini" not in resolve_error(environ)
+    environ["CARTO_CLIENT_ID"] = "fake-client-id"
+    assert "Gemini" not in resolve_error(environ, base_url="https://api.example.test")
+
+
 def test_half_a_client_credentials_pair_is_only_a_warning_when_a_token_wins(environ):
     """An incomplete pair behind a winning token is reported as a warning, not an error."""
     environ.update({"CARTO_API_TOKEN": ENV_TOKEN, "CARTO_CLIENT_ID": "fake-client-id"})
