@@ -148,3 +148,16 @@ def test_under_gemini_a_stripped_client_secret_is_explained_and_nothing_is_sent(
     assert is_error and "client secret is missing" in text
     assert "Gemini CLI" in text and '"CARTO_CLIENT_SECRET": "$CARTO_CLIENT_SECRET"' in text
     assert "carto-mcp install gemini" in text
+
+
+def test_an_unsubstituted_placeholder_token_is_refused_and_nothing_is_sent(tmp_path: Path) -> None:
+    """`${input:x}` via --token (a client without VS Code's `inputs`) and `$CARTO_API_TOKEN` via the variable."""
+    with running_sandbox(tmp_path / "sb.db", faults=True) as sandbox:
+        home = {"HOME": str(tmp_path)}
+        flag = call_over_stdio(home, "list_credentials", "--token", "${input:x}", "--base-url", sandbox.url)
+        env = {**home, "CARTO_API_TOKEN": "$CARTO_API_TOKEN", "CARTO_MCP_BASE_URL": sandbox.url}
+        variable = call_over_stdio(env, "whoami")
+        assert sandbox_requests(sandbox.url) == {}  # refused before any request reached the API
+    assert flag[0] and "the token in --token is `${input:x}`" in flag[1] and "did not substitute" in flag[1]
+    assert variable[0] and "the token in CARTO_API_TOKEN is `$CARTO_API_TOKEN`" in variable[1]
+    assert "VS Code" in variable[1] and "inputs" in variable[1]

@@ -47,7 +47,7 @@ from carto_mcp.profiles.types import (
     ProfileSource,
     ResolvedProfile,
 )
-from carto_mcp.profiles.values import clean, clean_token
+from carto_mcp.profiles.values import clean, clean_token, refuse_placeholder
 
 __all__ = ["SOURCES", "Attempt", "Lookup", "Presence", "Source", "named_profile", "resolve_first"]
 
@@ -190,6 +190,8 @@ def _from_client_credentials(lookup: Lookup, attempt: Attempt) -> ResolvedProfil
     if cid is None or secret is None:
         # Half a pair where it would win is an error: the person meant to use M2M credentials.
         raise _incomplete_pair(lookup, cid, secret)
+    refuse_placeholder(cid.value, cid.origin, what="the client id")
+    refuse_placeholder(secret.value, secret.origin, what="the client secret")
     reason = (
         f"M2M client credentials are set ({cid.origin} and {secret.origin}) and neither --token "
         f"nor {ENV_API_TOKEN} was given"
