@@ -149,13 +149,32 @@ def test_client_snippets_run_carto_mcp_serve(relative: str) -> None:
                 assert value.startswith("${"), f"{relative} hard-codes {name}"
 
 
-def test_claude_desktop_has_the_uvx_and_the_installed_variant() -> None:
+def test_claude_desktop_ships_the_installed_entry_first_and_names_the_uvx_one_for_its_release() -> None:
+    """`uvx carto-mcp` cannot start before a PyPI release: it must not be the entry people copy first."""
     servers = load("claude_desktop_config.json")["mcpServers"]
-    commands = {(e["command"], tuple(e["args"])) for e in servers.values()}
-    assert ("uvx", (NAME, "serve")) in commands
-    assert (NAME, ("serve",)) in commands
+    assert list(servers) == ["carto", "carto-uvx-after-release"]
+    installed, uvx = servers["carto"], servers["carto-uvx-after-release"]
+    assert Path(installed["command"]).name == NAME and Path(installed["command"]).is_absolute()
+    assert installed["args"] == ["serve"]
+    assert (uvx["command"], uvx["args"]) == ("uvx", [NAME, "serve"])
     for entry in servers.values():
         assert set(entry["env"]) == {profiles.ENV_PROFILE, "CARTO_MCP_READ_ONLY"}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Claude Desktop") :]
+    block = section[section.index("```json\n") + 8 : section.index("\n```", section.index("```json\n"))]
+    assert json.loads(block) == load("claude_desktop_config.json")  # the README shows this very file
+    assert "which carto-mcp" in section
+
+
+def test_the_readme_says_which_snippets_need_a_pypi_release() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("**Which snippets need a PyPI release.**")
+    paragraph = readme[start : readme.index("\n\n", start)]
+    for needs_release in ("carto-uvx-after-release", "uvx carto-mcp serve", "manifests/mcpb/", "manifests/server.json"):
+        assert needs_release in paragraph
+    claude_code = (MANIFESTS / "claude-code" / "README.md").read_text(encoding="utf-8")
+    uvx_line = claude_code.index("claude mcp add carto -- uvx carto-mcp serve")
+    assert "released" in claude_code[uvx_line - 200 : uvx_line]
 
 
 def test_vscode_prompts_for_the_token_as_a_password() -> None:
