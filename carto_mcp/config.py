@@ -127,7 +127,8 @@ def add_safety_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--read-only",
         action="store_true",
-        help=f"register only the read tools: list, get, whoami, list_profiles ({ENV_READ_ONLY}=1)",
+        help="register only the four read tools: list_credentials, get_credential, whoami, list_profiles "
+        f"({ENV_READ_ONLY}=1)",
     )
     g.add_argument("--tools", help=f"comma list of tool names or globs to register ({ENV_TOOLS})")
     g.add_argument("--exclude-tools", help=f"comma list of tool names or globs to leave out ({ENV_EXCLUDE_TOOLS})")

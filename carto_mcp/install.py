@@ -133,7 +133,7 @@ where each client keeps its config (use --config to pick another file):
 
 examples:
   carto-mcp install claude-desktop --dry-run        # show the change, write nothing
-  carto-mcp install claude-desktop --read-only      # only list/get tools
+  carto-mcp install claude-desktop --read-only      # only the four read tools
   carto-mcp install cursor --profile staging
   carto-mcp install vscode --sandbox                # try it with no CARTO account
   carto-mcp install claude-code --command carto-mcp # a command that works on every machine
@@ -164,7 +164,12 @@ def add_install_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="config file to edit instead of the client's usual one")
     parser.add_argument("--name", default=DEFAULT_NAME, help=f"server key in the config (default {DEFAULT_NAME!r})")
     parser.add_argument("--profile", help="CARTO profile the server uses (`serve --profile NAME`)")
-    parser.add_argument("--read-only", action="store_true", help="register only the read tools (`serve --read-only`)")
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="register only the four read tools: list_credentials, get_credential, whoami, list_profiles "
+        "(`serve --read-only`)",
+    )
     parser.add_argument(
         "--sandbox", action="store_true", help="run on the embedded sandbox API, no CARTO account (`serve --sandbox`)"
     )

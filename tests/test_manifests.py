@@ -7,6 +7,7 @@ so every fact they state is checked here against the running server, the CLI and
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import re
@@ -255,6 +256,34 @@ def test_the_claude_code_docs_show_env_options_and_both_scopes() -> None:
     installs = [line for line in text.splitlines() if line.startswith("carto-mcp install")]
     for line in installs:
         assert line.split()[2] in install.CLIENTS
+
+
+def read_only_texts() -> dict[str, str]:
+    """Every place that tells a person what read-only mode leaves."""
+    serve = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `--read-only`"))
+    env = {item["name"]: item for item in load("server.json")["packages"][0]["environmentVariables"]}
+    return {
+        "README --read-only row": row,
+        "README Claude Desktop": readme[readme.index("`CARTO_MCP_READ_ONLY=1` registers") :][:200],
+        "serve --help": serve["serve"].format_help(),
+        "install --help": serve["install"].format_help(),
+        "mcpb user_config.read_only": load("mcpb/manifest.json")["user_config"]["read_only"]["description"],
+        "server.json CARTO_MCP_READ_ONLY": env["CARTO_MCP_READ_ONLY"]["description"],
+    }
+
+
+@pytest.mark.parametrize("where", sorted(read_only_texts()))
+def test_every_read_only_description_names_the_tools_read_only_mode_serves(where: str) -> None:
+    """Hosts show four tools under --read-only; every text that describes the mode names those four."""
+    tools = anyio.run(build_server(Settings(read_only=True)).list_tools)
+    names = [tool.name for tool in tools]
+    assert names == ["list_credentials", "get_credential", "whoami", "list_profiles"]
+    text = " ".join(read_only_texts()[where].split())
+    for name in names:
+        assert name in text, f"{where} does not name {name}: {text[:300]}"
+    assert "list/get" not in text and "list and get" not in text
 
 
 # --- the MCP Bundle -----------------------------------------------------------------------------------
