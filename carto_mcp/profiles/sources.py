@@ -149,7 +149,7 @@ def resolve_first(lookup: Lookup, attempt: Attempt) -> ResolvedProfile:
             return profile
     attempt.failed_source = None
     gemini = _gemini_fix(lookup, (ENV_API_TOKEN, ENV_CLIENT_SECRET))
-    fix = f"{_LOGIN_FIX}. {gemini}" if gemini else _LOGIN_FIX
+    fix = f"{_LOGIN_FIX}; {gemini}" if gemini else _LOGIN_FIX
     raise ProfileError(f"{_NO_CREDENTIALS} (looked at {'; '.join(attempt.looked)})", fix=fix)
 
 
@@ -282,7 +282,7 @@ def _gemini_fix(lookup: Lookup, names: Sequence[str]) -> str | None:
         return None
     refs = ", ".join(f'"{name}": "${name}"' for name in names)
     return (
-        f"If you exported {' or '.join(names)}: Gemini CLI (GEMINI_CLI=1) removes secret-looking variables from "
+        f"if you exported {' or '.join(names)}: Gemini CLI (GEMINI_CLI=1) removes secret-looking variables from "
         "an MCP server's environment, so it may never have reached this server. Reference it in the server's "
         f'"env" in ~/.gemini/settings.json ({refs}), which Gemini expands when it loads its settings, or run '
         "`carto-mcp install gemini` in a shell where it is set, which writes those references."
