@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import stat
 import sys
 from collections.abc import Mapping, Sequence
@@ -269,8 +270,6 @@ def _running_script(argv0: str) -> Path | None:
 
 def _check_given_command(command: str, environ: Mapping[str, str]) -> str | None:
     """A note when a `--command` cannot be found here; it may still exist where the file is used."""
-    import shutil
-
     if os.path.isabs(command) or os.sep in command or (os.altsep and os.altsep in command):
         if not Path(command).is_file():
             return f"{command} does not exist on this machine"

@@ -197,15 +197,24 @@ def test_half_a_client_credentials_pair_is_an_error_naming_the_missing_half(envi
     assert_no_secret(message)
 
 
-def test_under_gemini_a_missing_client_secret_says_gemini_may_have_removed_it(environ):
-    """Gemini CLI strips CARTO_CLIENT_SECRET from a server's env: the error says so and how to pass it."""
-    environ.update({"CARTO_CLIENT_ID": "fake-client-id", "GEMINI_CLI": "1"})
+@pytest.mark.parametrize(
+    ("present", "missing", "flag"),
+    [
+        ({"CARTO_CLIENT_ID": "fake-client-id"}, "CARTO_CLIENT_SECRET", "--client-secret-file"),
+        # In GitHub Actions Gemini CLI strips nearly every variable, the client id too.
+        ({"CARTO_CLIENT_SECRET": CLIENT_SECRET}, "CARTO_CLIENT_ID", "--client-id"),
+    ],
+)
+def test_under_gemini_a_missing_half_says_gemini_may_have_removed_it(environ, present, missing, flag):
+    """Gemini CLI strips variables from a server's env: the error says so and how to pass the missing one."""
+    environ.update({**present, "GEMINI_CLI": "1"})
     with pytest.raises(ProfileError) as info:
         resolver(environ, base_url="https://api.example.test").resolve()
     fix = info.value.fix or ""
-    assert "Gemini CLI" in fix and '"CARTO_CLIENT_SECRET": "$CARTO_CLIENT_SECRET"' in fix
-    assert "carto-mcp install gemini" in fix and "--client-secret-file" in fix
-    assert "client secret is missing" in info.value.message
+    assert "Gemini CLI" in fix and f'"{missing}": "${missing}"' in fix
+    assert "carto-mcp install gemini" in fix and flag in fix
+    assert f"the client {missing.split('_')[-1].lower()} is missing" in info.value.message
+    assert_no_secret(str(info.value))
 
 
 def test_under_gemini_no_credentials_at_all_names_the_stripped_variables(environ):

@@ -257,18 +257,20 @@ def _with_file_details(
 
 def _incomplete_pair(lookup: Lookup, cid: _Setting | None, secret: _Setting | None) -> ProfileError:
     if cid is not None:
-        fix = f"set {ENV_CLIENT_SECRET} or pass --client-secret-file"
-        gemini = _gemini_fix(lookup, (ENV_CLIENT_SECRET,))
-        return ProfileError(
+        message = (
             f"M2M client credentials are incomplete: a client id is set (from {cid.origin}) but the client secret "
-            "is missing",
-            fix=f"{gemini} Otherwise {fix}" if gemini else fix,
+            "is missing"
         )
-    origin = secret.origin if secret else ENV_CLIENT_SECRET
-    return ProfileError(
-        f"M2M client credentials are incomplete: a client secret is set (from {origin}) but the client id is missing",
-        fix=f"set {ENV_CLIENT_ID} or pass --client-id",
-    )
+        missing, fix = ENV_CLIENT_SECRET, f"set {ENV_CLIENT_SECRET} or pass --client-secret-file"
+    else:
+        origin = secret.origin if secret else ENV_CLIENT_SECRET
+        message = (
+            f"M2M client credentials are incomplete: a client secret is set (from {origin}) but the client id is "
+            "missing"
+        )
+        missing, fix = ENV_CLIENT_ID, f"set {ENV_CLIENT_ID} or pass --client-id"
+    gemini = _gemini_fix(lookup, (missing,))
+    return ProfileError(message, fix=f"{gemini} Otherwise {fix}" if gemini else fix)
 
 
 def _gemini_fix(lookup: Lookup, names: Sequence[str]) -> str | None:
@@ -283,7 +285,8 @@ def _gemini_fix(lookup: Lookup, names: Sequence[str]) -> str | None:
     refs = ", ".join(f'"{name}": "${name}"' for name in names)
     return (
         f"if you exported {' or '.join(names)}: Gemini CLI (GEMINI_CLI=1) removes secret-looking variables from "
-        "an MCP server's environment, so it may never have reached this server. Reference it in the server's "
+        "an MCP server's environment (in GitHub Actions, nearly all of them), so it may never have reached this "
+        "server. Reference it in the server's "
         f'"env" in ~/.gemini/settings.json ({refs}), which Gemini expands when it loads its settings, or run '
         "`carto-mcp install gemini` in a shell where it is set, which writes those references."
     )
