@@ -61,7 +61,7 @@ def refuse_placeholder(value: str, origin: str, *, what: str) -> None:
     """
     if _PLACEHOLDER_RE.fullmatch(value):
         raise ProfileError(
-            f"{what} in {origin} is `{value}`, a placeholder the MCP client did not substitute, not a credential",
+            f"{what} in {origin} is `{value[:80]}`, a placeholder the MCP client did not substitute, not a credential",
             fix=_PLACEHOLDER_FIX,
         )
 
