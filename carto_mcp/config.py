@@ -23,6 +23,8 @@ __all__ = [
     "ENV_AUTH_URL",
     "ENV_CONFIRM_KEY",
     "ENV_EXCLUDE_TOOLS",
+    "ENV_M2M_CLIENT_ID",
+    "ENV_M2M_CLIENT_SECRET",
     "ENV_PROFILES",
     "ENV_READ_ONLY",
     "ENV_SANDBOX",
@@ -56,6 +58,10 @@ ENV_PROFILES = "CARTO_MCP_PROFILES"
 ENV_AUTH_URL = "CARTO_MCP_AUTH_URL"
 ENV_AUTH_TOKEN = "CARTO_MCP_AUTH_TOKEN"
 ENV_ALLOWED_HOSTS = "CARTO_MCP_ALLOWED_HOSTS"
+#: Other names for the M2M pair, not read yet (planned); named here so `install gemini` passes them
+#: on by reference when they are set (a reference nobody reads is harmless).
+ENV_M2M_CLIENT_ID = "CARTO_M2M_CLIENT_ID"
+ENV_M2M_CLIENT_SECRET = "CARTO_M2M_CLIENT_SECRET"
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,8 @@ def add_safety_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--read-only",
         action="store_true",
-        help=f"register only the read tools: list, get, whoami, list_profiles ({ENV_READ_ONLY}=1)",
+        help="register only the four read tools: list_credentials, get_credential, whoami, list_profiles "
+        f"({ENV_READ_ONLY}=1)",
     )
     g.add_argument("--tools", help=f"comma list of tool names or globs to register ({ENV_TOOLS})")
     g.add_argument("--exclude-tools", help=f"comma list of tool names or globs to leave out ({ENV_EXCLUDE_TOOLS})")

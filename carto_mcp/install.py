@@ -14,30 +14,35 @@ import argparse
 import json
 import os
 import re
+import shutil
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carto_mcp.config import ENV_AUTH_URL, ENV_M2M_CLIENT_ID, ENV_M2M_CLIENT_SECRET
 from carto_mcp.errors import InputError, InstallError
 from carto_mcp.files import atomic_write, home_dir, json_type, read_json_object
 from carto_mcp.masking import ELLIPSIS, mask, strip_bearer
-from carto_mcp.profiles import ENV_API_TOKEN
+from carto_mcp.profiles import ENV_API_TOKEN, ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_PROFILE
 
 __all__ = [
     "CLIENTS",
     "ClientSpec",
     "InstallError",
+    "Launcher",
     "add_install_parser",
     "build_entry",
-    "default_command",
     "default_config_path",
+    "default_launcher",
     "run_install",
 ]
 
 DEFAULT_NAME = "carto"
+#: The console script `pip install` creates (`carto-mcp.exe` on Windows).
+SCRIPT_NAME = "carto-mcp"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,25 @@ class ClientSpec:
     scope: str
     #: What to do after the file changed.
     next_step: str
+    #: Variables written as `"NAME": "$NAME"` when set: the client drops them from the server's
+    #: environment but expands such references in the entry's `env` (Gemini CLI).
+    env_references: tuple[str, ...] = ()
+
+
+#: Gemini CLI removes variables whose names look secret (TOKEN, SECRET, KEY, AUTH, …) and values that
+#: look like a JWT from an MCP server's environment, so exported credentials never reach the server.
+#: It expands `$NAME` in the entry's `env` from its own environment when it loads settings; the
+#: non-secret names are referenced too, so one shell's set-up reaches the server whole.
+GEMINI_REFERENCES = (
+    ENV_API_TOKEN,
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    ENV_M2M_CLIENT_ID,
+    ENV_M2M_CLIENT_SECRET,
+    ENV_AUTH_URL,
+    ENV_PROFILE,
+    ENV_BASE_URL,
+)
 
 
 CLIENTS: dict[str, ClientSpec] = {
@@ -90,7 +114,11 @@ CLIENTS: dict[str, ClientSpec] = {
         "mcpServers",
         False,
         "user",
-        "Restart `gemini`; `/mcp` lists the server and its tools.",
+        "Gemini CLI starts MCP servers only in a folder you trust (elsewhere `gemini mcp list` shows "
+        "`○ … Disabled`): start `gemini` in your project folder and choose `1. Trust folder` when it asks "
+        '"Do you trust the files in this folder?" (later: `/permissions trust` inside gemini). '
+        "Then `/mcp` lists the server and its tools.",
+        GEMINI_REFERENCES,
     ),
 }
 
@@ -106,7 +134,7 @@ where each client keeps its config (use --config to pick another file):
 
 examples:
   carto-mcp install claude-desktop --dry-run        # show the change, write nothing
-  carto-mcp install claude-desktop --read-only      # only list/get tools
+  carto-mcp install claude-desktop --read-only      # only the four read tools
   carto-mcp install cursor --profile staging
   carto-mcp install vscode --sandbox                # try it with no CARTO account
   carto-mcp install claude-code --command carto-mcp # a command that works on every machine
@@ -137,7 +165,12 @@ def add_install_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="config file to edit instead of the client's usual one")
     parser.add_argument("--name", default=DEFAULT_NAME, help=f"server key in the config (default {DEFAULT_NAME!r})")
     parser.add_argument("--profile", help="CARTO profile the server uses (`serve --profile NAME`)")
-    parser.add_argument("--read-only", action="store_true", help="register only the read tools (`serve --read-only`)")
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="register only the four read tools: list_credentials, get_credential, whoami, list_profiles "
+        "(`serve --read-only`)",
+    )
     parser.add_argument(
         "--sandbox", action="store_true", help="run on the embedded sandbox API, no CARTO account (`serve --sandbox`)"
     )
@@ -145,7 +178,8 @@ def add_install_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--command",
         dest="server_command",
         metavar="COMMAND",
-        help="executable the client launches (default: the absolute path of `carto-mcp` on PATH, else `carto-mcp`)",
+        help="executable the client launches (default: this installation's own `carto-mcp` script by its "
+        "absolute path, or this Python with `-m carto_mcp`)",
     )
     parser.add_argument(
         "--embed-token",
@@ -186,19 +220,70 @@ def default_config_path(
     raise InputError(f"unknown client {client!r}; choose one of {', '.join(sorted(CLIENTS))}", field="client")
 
 
-def default_command(environ: Mapping[str, str]) -> str:
-    """The absolute path of `carto-mcp` on PATH (desktop apps do not see your shell's PATH), else the bare name."""
-    path = environ.get("PATH")
-    import shutil
+@dataclass(frozen=True)
+class Launcher:
+    """The command a client starts, the arguments before `serve`, and why it is that one (for the output)."""
 
-    found = shutil.which("carto-mcp", path=path) if path else None
-    return str(Path(found).absolute()) if found else "carto-mcp"
+    command: str
+    #: `("-m", "carto_mcp")` when the interpreter runs the package rather than the script.
+    prefix: tuple[str, ...] = ()
+    how: str = ""
+
+
+def default_launcher(argv0: str, executable: str) -> Launcher:
+    """A command that starts this very installation, found without PATH.
+
+    Hosts do not see the shell's PATH, and `install` may run from a venv that is not activated
+    or as `python -m carto_mcp`; a bare `carto-mcp` would then start nothing (or another copy).
+    So: the running `carto-mcp` script when `argv0` is it, else this interpreter with `-m`.
+    """
+    script = _running_script(argv0)
+    if script is not None:
+        return Launcher(str(script), (), "this installation's carto-mcp script")
+    if executable and Path(executable).is_file():
+        # Not resolved: a venv's python is a symlink, and following it would leave the venv.
+        return Launcher(
+            str(Path(executable).absolute()),
+            ("-m", "carto_mcp"),
+            "this installation's Python with `-m carto_mcp` (install was not run as the carto-mcp script)",
+        )
+    raise InstallError(
+        "cannot tell which command starts this installation: it was not run as the carto-mcp script and the "
+        "Python interpreter's path is unknown",
+        fix="pass --command with the absolute path of carto-mcp",
+    )
+
+
+def _running_script(argv0: str) -> Path | None:
+    """The `carto-mcp` script this process was started as (resolved), or None when it was not."""
+    if not argv0:
+        return None
+    path = Path(argv0)
+    if path.name.lower().removesuffix(".exe") != SCRIPT_NAME:
+        return None
+    candidates = [path] if path.suffix else [path, path.with_name(path.name + ".exe")]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate.resolve()
+    return None
+
+
+def _check_given_command(command: str, environ: Mapping[str, str]) -> str | None:
+    """A note when a `--command` cannot be found here; it may still exist where the file is used."""
+    if os.path.isabs(command) or os.sep in command or (os.altsep and os.altsep in command):
+        if not Path(command).is_file():
+            return f"{command} does not exist on this machine"
+        return None
+    if shutil.which(command, path=environ.get("PATH") or os.defpath) is None:
+        return f"{command!r} is not on this PATH; the client must find it on its own PATH"
+    return None
 
 
 def build_entry(
     client: str,
     *,
     command: str,
+    prefix: Sequence[str] = (),
     profile: str | None = None,
     read_only: bool = False,
     sandbox: bool = False,
@@ -206,7 +291,7 @@ def build_entry(
 ) -> dict[str, Any]:
     """The server entry this installer writes for `client` (before merging with an existing one)."""
     spec = CLIENTS[client]
-    args = ["serve"]
+    args = [*prefix, "serve"]
     if sandbox:
         args.append("--sandbox")
     if profile:
@@ -302,7 +387,7 @@ def _redact(line: str, secrets: tuple[str, ...]) -> str:
     prefix, body = line[:1], line[1:]
     found = _JSON_STRING_PAIR.match(body)
     value = found["value"] if found else ""
-    if found and _SECRET_KEY.search(found["key"]) and value and not value.startswith("${") and ELLIPSIS not in value:
+    if found and _SECRET_KEY.search(found["key"]) and value and not value.startswith("$") and ELLIPSIS not in value:
         body = f'{found["head"]}"{mask(found["value"])}"{body[found.end() :]}'
     return prefix + body
 
@@ -338,6 +423,8 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             )
             return 2
         env[ENV_API_TOKEN] = token
+    references = {} if args.sandbox else _references(spec, environ, skip=env)
+    env.update(references)
     profile = (args.profile or "").strip() or None
     if args.sandbox and (profile or token):
         print("carto-mcp install: note: --sandbox ignores credentials (profile, token).", file=sys.stderr)
@@ -347,10 +434,24 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "(as in the CARTO CLI).",
             file=sys.stderr,
         )
-    command = (args.server_command or "").strip() or default_command(environ)
+    given = (args.server_command or "").strip()
+    if given:
+        launcher = Launcher(given, (), "as given with --command")
+    else:
+        launcher = default_launcher(sys.argv[0], sys.executable)
+    command = launcher.command
     new_entry = build_entry(
-        client, command=command, profile=profile, read_only=args.read_only, sandbox=args.sandbox, env=env
+        client,
+        command=command,
+        prefix=launcher.prefix,
+        profile=profile,
+        read_only=args.read_only,
+        sandbox=args.sandbox,
+        env=env,
     )
+    problem = _check_given_command(command, environ) if given else None
+    if problem:
+        print(f"carto-mcp install: note: {problem}.", file=sys.stderr)
 
     path = Path(args.config).expanduser() if args.config else default_config_path(client, environ)
     target = path.resolve() if path.is_symlink() else path  # write through a dotfiles symlink, keep the link
@@ -367,6 +468,7 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         not args.embed_token
         and isinstance(entry.get("env"), dict)
         and bool(entry["env"].get(ENV_API_TOKEN))
+        and not _is_reference(entry["env"][ENV_API_TOKEN])
         and existing is not None
     )
     if kept_token:
@@ -427,14 +529,25 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     verb = "updated" if existing is not None else "added"
     print(f"{spec.label}: {verb} server {name!r} in {path}")
     print(f"  runs:   {' '.join(_shell_word(w) for w in [entry['command'], *entry['args']])}")
+    print(f"  command: {launcher.how}")
     if backup is not None:
         print(f"  backup: {backup}")
     if args.sandbox:
         print("  credentials: none (the embedded sandbox API)")
     elif token:
         print(f"  credentials: {ENV_API_TOKEN} embedded in the entry's env ({mask(token)})")
+    elif references:
+        print(
+            f"  credentials: the referenced variables as set where {spec.label} runs, "
+            "else your `carto auth login` profile"
+        )
     elif not kept_token:
         print("  credentials: your `carto auth login` profile (check with `carto-mcp doctor`)")
+    if references:
+        print(
+            f'  references: {", ".join(references)} written as "$NAME" (names, never values): {spec.label} '
+            "removes secret-looking variables from a server's environment, but expands these references"
+        )
     if spec.scope == "project" and os.path.isabs(command) and not args.server_command:
         print(
             "  note: the command is an absolute path on this machine; for a file shared with a team, "
@@ -442,6 +555,16 @@ def _install(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         )
     print(f"Next: {spec.next_step}")
     return 0
+
+
+def _references(spec: ClientSpec, environ: Mapping[str, str], *, skip: Mapping[str, str]) -> dict[str, str]:
+    """`{"NAME": "$NAME"}` for each of the client's reference variables set now (never their values)."""
+    return {name: f"${name}" for name in spec.env_references if name not in skip and (environ.get(name) or "").strip()}
+
+
+def _is_reference(value: object) -> bool:
+    """A `$NAME` / `${NAME}` reference the client expands, as opposed to a value written in the file."""
+    return isinstance(value, str) and value.startswith("$")
 
 
 def _shell_word(word: str) -> str:

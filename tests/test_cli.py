@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx2
 from _procs import free_port, stop
 
-from carto_mcp import __version__
+from carto_mcp import __version__, contract
+from carto_mcp.sandbox import running_sandbox
 from carto_mcp.server.tools import TOOLS
 
 ALL_TOOLS = [spec.name for spec in TOOLS]
@@ -100,3 +104,60 @@ def test_serve_help_teaches_the_flags_and_their_environment_variables() -> None:
         "examples:",
     ):
         assert text in done.stdout
+
+
+# --- serve as a host starts it, with the environment that host passes ---------------------------
+
+
+def call_over_stdio(env: dict[str, str], tool: str, *flags: str) -> tuple[bool, str]:
+    """Start `carto-mcp serve` on stdio with exactly `env` (plus PATH), call one tool: (is_error, text)."""
+    from mcp import Client, StdioServerParameters
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "carto_mcp", "serve", *flags],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+    )
+
+    async def call() -> Any:
+        with anyio.fail_after(60):
+            async with Client(params, read_timeout_seconds=60) as client:
+                return await client.call_tool(tool, {})
+
+    result = anyio.run(call)
+    return bool(result.is_error), " ".join(getattr(c, "text", "") for c in result.content)
+
+
+def sandbox_requests(url: str) -> dict[str, int]:
+    counts: dict[str, int] = httpx2.get(f"{url}/_sandbox/requests", timeout=5).json()
+    return counts
+
+
+def test_under_gemini_a_stripped_client_secret_is_explained_and_nothing_is_sent(tmp_path: Path) -> None:
+    """What Gemini CLI passes when CARTO_CLIENT_ID and CARTO_CLIENT_SECRET were exported (the secret removed)."""
+    with running_sandbox(tmp_path / "sb.db", faults=True) as sandbox:
+        env = {
+            "HOME": str(tmp_path),
+            "GEMINI_CLI": "1",
+            "CARTO_CLIENT_ID": "fake-client-id",
+            "CARTO_MCP_BASE_URL": sandbox.url,
+            "CARTO_MCP_AUTH_URL": sandbox.url + contract.AUTH_TOKEN_PATH,
+        }
+        is_error, text = call_over_stdio(env, "list_credentials")
+        assert sandbox_requests(sandbox.url) == {}
+    assert is_error and "client secret is missing" in text
+    assert "Gemini CLI" in text and '"CARTO_CLIENT_SECRET": "$CARTO_CLIENT_SECRET"' in text
+    assert "carto-mcp install gemini" in text
+
+
+def test_an_unsubstituted_placeholder_token_is_refused_and_nothing_is_sent(tmp_path: Path) -> None:
+    """`${input:x}` via --token (a client without VS Code's `inputs`) and `$CARTO_API_TOKEN` via the variable."""
+    with running_sandbox(tmp_path / "sb.db", faults=True) as sandbox:
+        home = {"HOME": str(tmp_path)}
+        flag = call_over_stdio(home, "list_credentials", "--token", "${input:x}", "--base-url", sandbox.url)
+        env = {**home, "CARTO_API_TOKEN": "$CARTO_API_TOKEN", "CARTO_MCP_BASE_URL": sandbox.url}
+        variable = call_over_stdio(env, "whoami")
+        assert sandbox_requests(sandbox.url) == {}  # refused before any request reached the API
+    assert flag[0] and "the token in --token is `${input:x}`" in flag[1] and "did not substitute" in flag[1]
+    assert variable[0] and "the token in CARTO_API_TOKEN is `$CARTO_API_TOKEN`" in variable[1]
+    assert "VS Code" in variable[1] and "inputs" in variable[1]

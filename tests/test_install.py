@@ -6,14 +6,24 @@ import argparse
 import json
 import os
 import stat
+import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from carto_mcp import install
-from carto_mcp.install import CLIENTS, add_install_parser, default_command, default_config_path, run_install
+from carto_mcp.install import (
+    CLIENTS,
+    InstallError,
+    add_install_parser,
+    default_config_path,
+    default_launcher,
+    run_install,
+)
 
 ALL_CLIENTS = sorted(CLIENTS)
 #: Distinctive fake values: the secrecy assertions grep for them in full.
@@ -210,7 +220,9 @@ def test_no_token_is_written_without_embed_token(
     code, out, err = run(capsys, [client, "--config", str(config), "--command", "carto-mcp"], environ)
     assert code == 0
     assert TOKEN not in config.read_text() and TOKEN not in out + err
-    assert "env" not in json.loads(config.read_text())[key(client)]["carto"]
+    entry = json.loads(config.read_text())[key(client)]["carto"]
+    # Gemini gets a reference to the variable (it strips the variable itself); nobody gets the value.
+    assert entry.get("env") == ({"CARTO_API_TOKEN": "$CARTO_API_TOKEN"} if client == "gemini" else None)
     assert "carto auth login" in out  # the default credential path is named
 
 
@@ -230,6 +242,63 @@ def test_embed_token_writes_it_with_a_warning(client: str, tmp_path: Path, capsy
     assert TOKEN not in out + err
     if os.name == "posix":
         assert stat.S_IMODE(config.stat().st_mode) & 0o077 == 0  # tightened: it now holds a token
+
+
+#: Every variable `install gemini` passes on by reference, each set to a distinctive fake value.
+GEMINI_ENV = {
+    "CARTO_API_TOKEN": TOKEN,
+    "CARTO_CLIENT_ID": "fake-client-id-GM01",
+    "CARTO_CLIENT_SECRET": "fake-client-secret-not-real-GM02",
+    "CARTO_M2M_CLIENT_ID": "fake-m2m-id-GM03",
+    "CARTO_M2M_CLIENT_SECRET": "fake-m2m-secret-not-real-GM04",
+    "CARTO_MCP_AUTH_URL": "https://auth.example.test/oauth/token",
+    "CARTO_PROFILE": "staging-GM05",
+    "CARTO_MCP_BASE_URL": "https://gcp-us-east1.api.example.test",
+}
+
+
+def test_gemini_gets_references_to_the_credential_variables_and_no_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a token and a client-credentials pair exported, `install gemini` writes `"NAME": "$NAME"` only."""
+    from carto_mcp.cli import main
+
+    config = tmp_path / "settings.json"
+    environ = {"HOME": str(tmp_path), "PATH": "", **GEMINI_ENV}
+    assert main(["install", "gemini", "--config", str(config), "--dry-run"], environ) == 0
+    assert main(["install", "gemini", "--config", str(config)], environ) == 0
+    out, err = capsys.readouterr()
+    raw = config.read_text()
+    assert json.loads(raw)["mcpServers"]["carto"]["env"] == {name: f"${name}" for name in GEMINI_ENV}
+    for value in GEMINI_ENV.values():
+        assert value not in raw and value not in out + err  # not even the non-secret ones: names only
+    assert "references: " + ", ".join(GEMINI_ENV) in out
+    assert "Trust folder" in out and "/permissions trust" in out  # Gemini ignores untrusted folders
+
+
+def test_gemini_references_only_what_is_set_and_none_on_the_sandbox(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "settings.json"
+    environ = {"HOME": str(tmp_path), "CARTO_CLIENT_ID": "cid", "CARTO_CLIENT_SECRET": "x-GM06", "CARTO_PROFILE": " "}
+    assert run(capsys, ["gemini", "--config", str(config), "--command", "carto-mcp"], environ)[0] == 0
+    env = json.loads(config.read_text())["mcpServers"]["carto"]["env"]
+    assert env == {"CARTO_CLIENT_ID": "$CARTO_CLIENT_ID", "CARTO_CLIENT_SECRET": "$CARTO_CLIENT_SECRET"}
+    sandbox = tmp_path / "sandbox.json"
+    code, out, _err = run(capsys, ["gemini", "--config", str(sandbox), "--command", "carto-mcp", "--sandbox"], environ)
+    assert code == 0 and "env" not in json.loads(sandbox.read_text())["mcpServers"]["carto"]
+    assert "  references:" not in out
+
+
+def test_a_reference_already_in_the_entry_is_not_flagged_as_an_embedded_token(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "settings.json"
+    argv = ["gemini", "--config", str(config), "--command", "carto-mcp"]
+    assert run(capsys, argv, {"HOME": str(tmp_path), "CARTO_API_TOKEN": TOKEN})[0] == 0
+    code, _out, err = run(capsys, [*argv, "--read-only"], {"HOME": str(tmp_path)})
+    assert code == 0 and "already sets" not in err
+    assert json.loads(config.read_text())["mcpServers"]["carto"]["env"] == {"CARTO_API_TOKEN": "$CARTO_API_TOKEN"}
 
 
 def test_embed_token_without_the_variable_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -368,21 +437,72 @@ def test_without_config_the_usual_file_is_written(
     assert code == 0
     path = default_config_path(client, environ, cwd=project)
     assert str(path) in out
-    assert json.loads(path.read_text())[key(client)]["carto"] == expected_entry(client)  # no PATH: bare name
+    # In process (argv[0] is pytest, not the script): this interpreter with -m, whatever PATH holds.
+    assert json.loads(path.read_text())[key(client)]["carto"] == expected_entry(
+        client, sys.executable, ["-m", "carto_mcp", "serve"]
+    )
     if sys.platform != "win32":
         assert (project if CLIENTS[client].scope == "project" else home) in path.parents
 
 
-@pytest.mark.skipif(os.name != "posix", reason="executable bits")
-def test_default_command_is_the_absolute_path_on_path(tmp_path: Path) -> None:
+def fake_script(directory: Path, name: str = "carto-mcp") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / name
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    return script
+
+
+def test_the_launcher_is_the_running_script_by_its_resolved_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = fake_script(tmp_path / "venv" / "bin")
+    launcher = default_launcher(str(script), sys.executable)
+    assert launcher.command == str(script.resolve()) and launcher.prefix == ()
+    assert "carto-mcp script" in launcher.how
+    # Started by a relative path (./venv/bin/carto-mcp) or through a symlink: still the real file.
+    monkeypatch.chdir(tmp_path)
+    assert default_launcher("venv/bin/carto-mcp", sys.executable).command == str(script.resolve())
+    if os.name == "posix":
+        link = tmp_path / "carto-mcp"
+        link.symlink_to(script)
+        assert default_launcher(str(link), sys.executable).command == str(script.resolve())
+
+
+def test_the_launcher_is_this_python_with_m_when_not_run_as_the_script(tmp_path: Path) -> None:
+    """`python -m carto_mcp install` (argv[0] is __main__.py), or a script of another name, or a missing one."""
+    main = Path(sys.modules["carto_mcp"].__file__ or "").parent / "__main__.py"
+    not_executable = tmp_path / "carto-mcp"
+    not_executable.write_text("")
+    for argv0 in (str(main), str(fake_script(tmp_path / "bin", "pytest")), str(tmp_path / "nowhere" / "carto-mcp")):
+        launcher = default_launcher(argv0, sys.executable)
+        assert (launcher.command, launcher.prefix) == (sys.executable, ("-m", "carto_mcp")), argv0
+        assert "-m carto_mcp" in launcher.how
+    if os.name == "posix":
+        assert default_launcher(str(not_executable), sys.executable).prefix == ("-m", "carto_mcp")
+
+
+def test_no_launcher_at_all_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InstallError) as caught:
+        default_launcher("", str(tmp_path / "no-python"))
+    assert "--command" in str(caught.value)
+
+
+def test_a_given_command_that_is_not_found_here_is_written_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.json"
+    code, out, err = run(capsys, ["cursor", "--config", str(config), "--command", "carto-mcp"], {"PATH": ""})
+    assert code == 0 and "'carto-mcp' is not on this PATH" in err
+    assert "as given with --command" in out
+    assert json.loads(config.read_text())["mcpServers"]["carto"]["command"] == "carto-mcp"
     bindir = tmp_path / "bin"
-    bindir.mkdir()
-    exe = bindir / "carto-mcp"
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
-    assert default_command({"PATH": f"{tmp_path / 'nothing'}{os.pathsep}{bindir}"}) == str(exe)
-    assert default_command({"PATH": str(tmp_path / "nothing")}) == "carto-mcp"
-    assert default_command({}) == "carto-mcp"
+    fake_script(bindir)
+    code, _out, err = run(capsys, ["cursor", "--config", str(config), "--command", "carto-mcp"], {"PATH": str(bindir)})
+    assert code == 0 and "note" not in err
+    missing = str(tmp_path / "gone" / "carto-mcp")
+    code, _out, err = run(capsys, ["cursor", "--config", str(config), "--command", missing], {"PATH": ""})
+    assert code == 0 and f"{missing} does not exist" in err
 
 
 def test_help_names_every_client_and_its_file() -> None:
@@ -397,3 +517,63 @@ def test_help_names_every_client_and_its_file() -> None:
 def test_the_entry_builder_matches_the_written_entry() -> None:
     entry = install.build_entry("vscode", command="c", profile="p", read_only=True, sandbox=False)
     assert entry == {"type": "stdio", "command": "c", "args": ["serve", "--profile", "p", "--read-only"]}
+    entry = install.build_entry("cursor", command="py", prefix=("-m", "carto_mcp"), sandbox=True)
+    assert entry == {"command": "py", "args": ["-m", "carto_mcp", "serve", "--sandbox"]}
+
+
+# --- what install writes starts this installation, with no PATH at all -------------------------------
+
+
+def installed_script() -> Path:
+    """The `carto-mcp` script of the environment running the tests (pip puts it next to the interpreter)."""
+    scripts = Path(sysconfig.get_path("scripts"))
+    script = next((p for p in (scripts / "carto-mcp", scripts / "carto-mcp.exe") if p.is_file()), None)
+    assert script is not None, f"no carto-mcp script in {scripts}: install the package (pip install -e .)"
+    return script
+
+
+#: How a person may run `install` without carto-mcp on PATH: the venv's script by path, or the module.
+INSTALL_LAUNCHES = {
+    "script": lambda: [str(installed_script())],
+    "module": lambda: [sys.executable, "-m", "carto_mcp"],
+}
+
+
+def tool_names(command: str, args: list[str], env: dict[str, str], cwd: Path) -> set[str]:
+    """Start `command args` as a host does (stdio), initialize, and list the tools; bounded by a timeout."""
+    from mcp import Client, StdioServerParameters
+
+    params = StdioServerParameters(command=command, args=args, env=env, cwd=str(cwd))
+
+    async def names() -> set[str]:
+        with anyio.fail_after(60):
+            async with Client(params, read_timeout_seconds=60) as client:
+                return {tool.name for tool in (await client.list_tools()).tools}
+
+    return anyio.run(names)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launch", sorted(INSTALL_LAUNCHES))
+@pytest.mark.parametrize("client", ALL_CLIENTS)
+def test_install_with_an_empty_path_writes_a_command_that_starts_the_server(
+    client: str, launch: str, tmp_path: Path
+) -> None:
+    """Run by absolute path with PATH empty, `install` still writes a command that exists and serves MCP."""
+    config = tmp_path / "config.json"
+    env = {"HOME": str(tmp_path), "PATH": ""}
+    argv = [*INSTALL_LAUNCHES[launch](), "install", client, "--sandbox", "--config", str(config)]
+    done = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads(config.read_text())[key(client)]["carto"]
+    command, args = entry["command"], entry["args"]
+    assert Path(command).is_absolute() and Path(command).is_file()
+    if launch == "script":
+        assert (command, args) == (str(installed_script().resolve()), ["serve", "--sandbox"])
+    else:
+        assert (command, args) == (sys.executable, ["-m", "carto_mcp", "serve", "--sandbox"])
+    assert f"runs:   {command} " in done.stdout  # the output says what it wrote
+
+    # The host's side: the written command and args, with no PATH either.
+    names = tool_names(command, args, {"HOME": str(tmp_path), "PATH": ""}, tmp_path)
+    assert {"list_credentials", "create_token", "whoami"} <= names

@@ -7,6 +7,7 @@ so every fact they state is checked here against the running server, the CLI and
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import re
@@ -149,13 +150,32 @@ def test_client_snippets_run_carto_mcp_serve(relative: str) -> None:
                 assert value.startswith("${"), f"{relative} hard-codes {name}"
 
 
-def test_claude_desktop_has_the_uvx_and_the_installed_variant() -> None:
+def test_claude_desktop_ships_the_installed_entry_first_and_names_the_uvx_one_for_its_release() -> None:
+    """`uvx carto-mcp` cannot start before a PyPI release: it must not be the entry people copy first."""
     servers = load("claude_desktop_config.json")["mcpServers"]
-    commands = {(e["command"], tuple(e["args"])) for e in servers.values()}
-    assert ("uvx", (NAME, "serve")) in commands
-    assert (NAME, ("serve",)) in commands
+    assert list(servers) == ["carto", "carto-uvx-after-release"]
+    installed, uvx = servers["carto"], servers["carto-uvx-after-release"]
+    assert Path(installed["command"]).name == NAME and Path(installed["command"]).is_absolute()
+    assert installed["args"] == ["serve"]
+    assert (uvx["command"], uvx["args"]) == ("uvx", [NAME, "serve"])
     for entry in servers.values():
         assert set(entry["env"]) == {profiles.ENV_PROFILE, "CARTO_MCP_READ_ONLY"}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Claude Desktop") :]
+    block = section[section.index("```json\n") + 8 : section.index("\n```", section.index("```json\n"))]
+    assert json.loads(block) == load("claude_desktop_config.json")  # the README shows this very file
+    assert "which carto-mcp" in section
+
+
+def test_the_readme_says_which_snippets_need_a_pypi_release() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("**Which snippets need a PyPI release.**")
+    paragraph = readme[start : readme.index("\n\n", start)]
+    for needs_release in ("carto-uvx-after-release", "uvx carto-mcp serve", "manifests/mcpb/", "manifests/server.json"):
+        assert needs_release in paragraph
+    claude_code = (MANIFESTS / "claude-code" / "README.md").read_text(encoding="utf-8")
+    uvx_line = claude_code.index("claude mcp add carto -- uvx carto-mcp serve")
+    assert "released" in claude_code[uvx_line - 200 : uvx_line]
 
 
 def test_vscode_prompts_for_the_token_as_a_password() -> None:
@@ -168,21 +188,102 @@ def test_vscode_prompts_for_the_token_as_a_password() -> None:
     assert prompt["type"] == "promptString" and prompt["password"] is True
 
 
-def test_claude_code_readme_commands_parse() -> None:
-    text = (MANIFESTS / "claude-code" / "README.md").read_text(encoding="utf-8")
-    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("claude mcp add")]
+#: `claude mcp add` options as Claude Code 2.1 declares them: `-e`/`-H` are variadic (`<env...>`).
+CLAUDE_VARIADIC = {"-e", "--env", "-H", "--header"}
+CLAUDE_SINGLE = {"-s", "--scope", "-t", "--transport", "--callback-port", "--client-id"}
+
+
+def claude_mcp_add(line: str) -> tuple[list[str], dict[str, list[str]], list[str]]:
+    """Split a `claude mcp add` line the way Claude Code's parser does: (positionals, options, command).
+
+    A variadic option takes every following word up to the next option or `--`, so a server
+    name written after `-e KEY=value` becomes one more value of `-e` (issue 13, item 1).
+    """
+    words = line.split()
+    assert words[:3] == ["claude", "mcp", "add"], line
+    head, command = (words[3 : words.index("--")], words[words.index("--") + 1 :]) if "--" in words else (words[3:], [])
+    positionals: list[str] = []
+    options: dict[str, list[str]] = {}
+    i = 0
+    while i < len(head):
+        word = head[i]
+        if word in CLAUDE_VARIADIC:
+            values = []
+            while i + 1 < len(head) and not head[i + 1].startswith("-"):
+                i += 1
+                values.append(head[i])
+            options.setdefault(word, []).extend(values)
+        elif word in CLAUDE_SINGLE:
+            i += 1
+            options.setdefault(word, []).append(head[i])
+        else:
+            assert not word.startswith("-"), f"{line}: unknown option {word}"
+            positionals.append(word)
+        i += 1
+    return positionals, options, command
+
+
+def claude_code_lines() -> list[str]:
+    """Every `claude mcp add` line of the two READMEs that document Claude Code."""
+    texts = [(MANIFESTS / "claude-code" / "README.md").read_text(encoding="utf-8")]
+    texts.append((ROOT / "README.md").read_text(encoding="utf-8"))
+    lines = [line.split("#")[0].strip() for text in texts for line in text.splitlines()]
+    return [line for line in lines if line.startswith("claude mcp add")]
+
+
+def test_claude_mcp_add_parsing_catches_a_name_after_e() -> None:
+    """The failing form from the issue: `-e` eats the name, leaving no server name at all."""
+    positionals, options, _ = claude_mcp_add("claude mcp add -e A=1 -e B=2 carto -- carto-mcp serve")
+    assert positionals == [] and options["-e"] == ["A=1", "B=2", "carto"]
+
+
+@pytest.mark.parametrize("line", claude_code_lines())
+def test_claude_code_commands_are_ones_claude_code_accepts(line: str) -> None:
+    positionals, options, command = claude_mcp_add(line)
+    assert len(positionals) == 1 and re.fullmatch(r"[\w-]+", positionals[0]), f"{line}: no single server name"
+    for value in options.get("-e", []):
+        name, sep, _ = value.partition("=")
+        assert sep and name in known_env_vars(), f"{line}: -e {value} is not KEY=value of a variable we read"
+    assert_serve(serve_argv(command[0], command[1:]))
+
+
+def test_the_claude_code_docs_show_env_options_and_both_scopes() -> None:
+    lines = claude_code_lines()
     assert "claude mcp add carto -- carto-mcp serve" in lines
-    for line in lines:
-        options, _, command = line.partition(" -- ")
-        words = command.split()
-        assert_serve(serve_argv(words[0], words[1:]))
-        unknown = set(re.findall(r"-e (\w+)=", options)) - known_env_vars()
-        assert not unknown, line
-        # Options go before the server name: the name is the last word before `--`.
-        assert re.fullmatch(r"claude mcp add( (--scope \w+|-e \w+=\S+))* [\w-]+", options), line
+    assert any(claude_mcp_add(line)[1].get("-e") for line in lines)
+    assert any(claude_mcp_add(line)[1].get("--scope") == ["project"] for line in lines)
+    text = (MANIFESTS / "claude-code" / "README.md").read_text(encoding="utf-8")
     installs = [line for line in text.splitlines() if line.startswith("carto-mcp install")]
     for line in installs:
         assert line.split()[2] in install.CLIENTS
+
+
+def read_only_texts() -> dict[str, str]:
+    """Every place that tells a person what read-only mode leaves."""
+    serve = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `--read-only`"))
+    env = {item["name"]: item for item in load("server.json")["packages"][0]["environmentVariables"]}
+    return {
+        "README --read-only row": row,
+        "README Claude Desktop": readme[readme.index("`CARTO_MCP_READ_ONLY=1` registers") :][:200],
+        "serve --help": serve["serve"].format_help(),
+        "install --help": serve["install"].format_help(),
+        "mcpb user_config.read_only": load("mcpb/manifest.json")["user_config"]["read_only"]["description"],
+        "server.json CARTO_MCP_READ_ONLY": env["CARTO_MCP_READ_ONLY"]["description"],
+    }
+
+
+@pytest.mark.parametrize("where", sorted(read_only_texts()))
+def test_every_read_only_description_names_the_tools_read_only_mode_serves(where: str) -> None:
+    """Hosts show four tools under --read-only; every text that describes the mode names those four."""
+    tools = anyio.run(build_server(Settings(read_only=True)).list_tools)
+    names = [tool.name for tool in tools]
+    assert names == ["list_credentials", "get_credential", "whoami", "list_profiles"]
+    text = " ".join(read_only_texts()[where].split())
+    for name in names:
+        assert name in text, f"{where} does not name {name}: {text[:300]}"
+    assert "list/get" not in text and "list and get" not in text
 
 
 # --- the MCP Bundle -----------------------------------------------------------------------------------

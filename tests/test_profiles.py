@@ -197,6 +197,44 @@ def test_half_a_client_credentials_pair_is_an_error_naming_the_missing_half(envi
     assert_no_secret(message)
 
 
+@pytest.mark.parametrize(
+    ("present", "missing", "flag"),
+    [
+        ({"CARTO_CLIENT_ID": "fake-client-id"}, "CARTO_CLIENT_SECRET", "--client-secret-file"),
+        # In GitHub Actions Gemini CLI strips nearly every variable, the client id too.
+        ({"CARTO_CLIENT_SECRET": CLIENT_SECRET}, "CARTO_CLIENT_ID", "--client-id"),
+    ],
+)
+def test_under_gemini_a_missing_half_says_gemini_may_have_removed_it(environ, present, missing, flag):
+    """Gemini CLI strips variables from a server's env: the error says so and how to pass the missing one."""
+    environ.update({**present, "GEMINI_CLI": "1"})
+    with pytest.raises(ProfileError) as info:
+        resolver(environ, base_url="https://api.example.test").resolve()
+    fix = info.value.fix or ""
+    assert "Gemini CLI" in fix and f'"{missing}": "${missing}"' in fix
+    assert "carto-mcp install gemini" in fix and flag in fix
+    assert f"the client {missing.split('_')[-1].lower()} is missing" in info.value.message
+    assert_no_secret(str(info.value))
+
+
+def test_under_gemini_no_credentials_at_all_names_the_stripped_variables(environ):
+    environ["GEMINI_CLI"] = "1"
+    with pytest.raises(ProfileError) as info:
+        resolver(environ).resolve()
+    fix = info.value.fix or ""
+    assert "carto auth login" in fix
+    assert '"CARTO_API_TOKEN": "$CARTO_API_TOKEN"' in fix and "carto-mcp install gemini" in fix
+
+
+@pytest.mark.parametrize("gemini", [None, "0", ""])
+def test_without_gemini_the_errors_say_nothing_about_it(environ, gemini):
+    if gemini is not None:
+        environ["GEMINI_CLI"] = gemini
+    assert "Gemini" not in resolve_error(environ)
+    environ["CARTO_CLIENT_ID"] = "fake-client-id"
+    assert "Gemini" not in resolve_error(environ, base_url="https://api.example.test")
+
+
 def test_half_a_client_credentials_pair_is_only_a_warning_when_a_token_wins(environ):
     """An incomplete pair behind a winning token is reported as a warning, not an error."""
     environ.update({"CARTO_API_TOKEN": ENV_TOKEN, "CARTO_CLIENT_ID": "fake-client-id"})
@@ -335,6 +373,58 @@ def test_a_token_with_an_inner_line_break_is_refused_without_echoing_it(environ)
     message = resolve_error(environ, token=f"{FLAG_TOKEN}\n{FLAG_TOKEN}", base_url="https://api.example.test")
     assert "--token" in message
     assert_no_secret(message)
+
+
+PLACEHOLDERS = [
+    "${input:carto-api-token}",  # VS Code's prompt, passed on by a client without `inputs` (mcporter)
+    "$CARTO_API_TOKEN",  # a Gemini-style reference nobody expanded
+    "${CARTO_API_TOKEN}",
+    "${env:CARTO_API_TOKEN}",  # Cursor / VS Code
+    "$env:CARTO_API_TOKEN",  # PowerShell
+    "Bearer ${input:x}",
+]
+
+
+@pytest.mark.parametrize("placeholder", PLACEHOLDERS)
+@pytest.mark.parametrize("where", ["flag", "env", "file", "legacy"])
+def test_a_placeholder_token_is_refused_naming_where_it_came_from(environ, creds_path, legacy_path, where, placeholder):
+    """An unsubstituted `${input:…}` / `$VAR` is not a token: refused before any request, naming its source."""
+    inputs: dict[str, str] = {"base_url": "https://api.example.test"}
+    if where == "flag":
+        inputs["token"] = placeholder
+        origin = "--token"
+    elif where == "env":
+        environ["CARTO_API_TOKEN"] = placeholder
+        origin = "CARTO_API_TOKEN"
+    elif where == "file":
+        data = nested_file()
+        data["profiles"]["production"]["token"] = placeholder
+        write_json(creds_path, data)
+        origin = f"`profiles.production.token` in {creds_path}"
+    else:
+        write_json(legacy_path, {"token": placeholder, "tenant_id": "gcp-us-east1"})
+        origin = str(legacy_path)
+    with pytest.raises(ProfileError) as info:
+        resolver(environ, **inputs).resolve()
+    bare = placeholder.removeprefix("Bearer ")
+    assert origin in info.value.message and f"`{bare}`" in info.value.message
+    assert "did not substitute" in info.value.message
+    assert "inputs" in (info.value.fix or "")
+
+
+@pytest.mark.parametrize("where", ["CARTO_CLIENT_ID", "CARTO_CLIENT_SECRET"])
+def test_a_placeholder_client_credential_is_refused(environ, where):
+    environ.update({"CARTO_CLIENT_ID": "fake-client-id", "CARTO_CLIENT_SECRET": CLIENT_SECRET})
+    environ[where] = "${input:m2m}"
+    message = resolve_error(environ, base_url="https://api.example.test")
+    assert where in message and "`${input:m2m}`" in message and "did not substitute" in message
+    assert_no_secret(message)
+
+
+@pytest.mark.parametrize("token", ["eyJfake.a$b.c", "tok$", "$", "${", "a${input:x}", "$1abc"])
+def test_a_token_that_merely_contains_a_dollar_is_accepted(environ, token):
+    resolved = resolver(environ, token=token, base_url="https://api.example.test").resolve()
+    assert resolved.token == token
 
 
 @pytest.mark.parametrize(

@@ -41,12 +41,13 @@ from carto_mcp.profiles.types import (
     ENV_API_TOKEN,
     ENV_CLIENT_ID,
     ENV_CLIENT_SECRET,
+    ENV_GEMINI_CLI,
     ENV_PROFILE,
     ProfileInputs,
     ProfileSource,
     ResolvedProfile,
 )
-from carto_mcp.profiles.values import clean, clean_token
+from carto_mcp.profiles.values import clean, clean_token, refuse_placeholder
 
 __all__ = ["SOURCES", "Attempt", "Lookup", "Presence", "Source", "named_profile", "resolve_first"]
 
@@ -147,7 +148,9 @@ def resolve_first(lookup: Lookup, attempt: Attempt) -> ResolvedProfile:
         if profile is not None:
             return profile
     attempt.failed_source = None
-    raise ProfileError(f"{_NO_CREDENTIALS} (looked at {'; '.join(attempt.looked)})", fix=_LOGIN_FIX)
+    gemini = _gemini_fix(lookup, (ENV_API_TOKEN, ENV_CLIENT_SECRET))
+    fix = f"{_LOGIN_FIX}; {gemini}" if gemini else _LOGIN_FIX
+    raise ProfileError(f"{_NO_CREDENTIALS} (looked at {'; '.join(attempt.looked)})", fix=fix)
 
 
 def named_profile(lookup: Lookup, name: str) -> ResolvedProfile:
@@ -186,7 +189,9 @@ def _from_client_credentials(lookup: Lookup, attempt: Attempt) -> ResolvedProfil
         return None
     if cid is None or secret is None:
         # Half a pair where it would win is an error: the person meant to use M2M credentials.
-        raise _incomplete_pair(cid, secret)
+        raise _incomplete_pair(lookup, cid, secret)
+    refuse_placeholder(cid.value, cid.origin, what="the client id")
+    refuse_placeholder(secret.value, secret.origin, what="the client secret")
     reason = (
         f"M2M client credentials are set ({cid.origin} and {secret.origin}) and neither --token "
         f"nor {ENV_API_TOKEN} was given"
@@ -198,7 +203,7 @@ def _token_profile(lookup: Lookup, attempt: Attempt, source: ProfileSource, toke
     cid, secret = lookup.client_credentials()
     if (cid is None) != (secret is None):
         # Behind a winning token, half a pair changes nothing: worth a warning, not a refusal.
-        attempt.warnings.append(f"{_incomplete_pair(cid, secret)} (ignored: a token was given)")
+        attempt.warnings.append(f"{_incomplete_pair(lookup, cid, secret)} (ignored: a token was given)")
     return _with_file_details(lookup, attempt, source, token, reason)
 
 
@@ -250,17 +255,40 @@ def _with_file_details(
     )
 
 
-def _incomplete_pair(cid: _Setting | None, secret: _Setting | None) -> ProfileError:
+def _incomplete_pair(lookup: Lookup, cid: _Setting | None, secret: _Setting | None) -> ProfileError:
     if cid is not None:
-        return ProfileError(
+        message = (
             f"M2M client credentials are incomplete: a client id is set (from {cid.origin}) but the client secret "
-            "is missing",
-            fix=f"set {ENV_CLIENT_SECRET} or pass --client-secret-file",
+            "is missing"
         )
-    origin = secret.origin if secret else ENV_CLIENT_SECRET
-    return ProfileError(
-        f"M2M client credentials are incomplete: a client secret is set (from {origin}) but the client id is missing",
-        fix=f"set {ENV_CLIENT_ID} or pass --client-id",
+        missing, fix = ENV_CLIENT_SECRET, f"set {ENV_CLIENT_SECRET} or pass --client-secret-file"
+    else:
+        origin = secret.origin if secret else ENV_CLIENT_SECRET
+        message = (
+            f"M2M client credentials are incomplete: a client secret is set (from {origin}) but the client id is "
+            "missing"
+        )
+        missing, fix = ENV_CLIENT_ID, f"set {ENV_CLIENT_ID} or pass --client-id"
+    gemini = _gemini_fix(lookup, (missing,))
+    return ProfileError(message, fix=f"{gemini} Otherwise {fix}" if gemini else fix)
+
+
+def _gemini_fix(lookup: Lookup, names: Sequence[str]) -> str | None:
+    """Under Gemini CLI, why an exported secret may be missing here, and how to pass it; else None.
+
+    Gemini CLI drops variables with secret-looking names (and JWT-looking values) from the
+    environment of the servers it starts, but expands `$NAME` references written in the entry's
+    `env`; so "not set" here may mean "set in the shell, removed on the way".
+    """
+    if (lookup.environ.get(ENV_GEMINI_CLI) or "").strip() != "1":
+        return None
+    refs = ", ".join(f'"{name}": "${name}"' for name in names)
+    return (
+        f"if you exported {' or '.join(names)}: Gemini CLI (GEMINI_CLI=1) removes secret-looking variables from "
+        "an MCP server's environment (in GitHub Actions, nearly all of them), so it may never have reached this "
+        "server. Reference it in the server's "
+        f'"env" in ~/.gemini/settings.json ({refs}), which Gemini expands when it loads its settings, or run '
+        "`carto-mcp install gemini` in a shell where it is set, which writes those references."
     )
 
 
@@ -364,7 +392,7 @@ def _report_client_credentials(lookup: Lookup) -> Presence:
             True, f"client id {cid.value!r} from {cid.origin}, secret ({mask(secret.value)}) from {secret.origin}"
         )
     if cid or secret:
-        return Presence(True, str(_incomplete_pair(cid, secret)))
+        return Presence(True, str(_incomplete_pair(lookup, cid, secret)))
     return Presence(
         False, f"{ENV_CLIENT_ID}/{ENV_CLIENT_SECRET} are not set and no --client-id/--client-secret-file given"
     )

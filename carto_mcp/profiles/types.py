@@ -19,6 +19,7 @@ __all__ = [
     "ENV_BASE_URL",
     "ENV_CLIENT_ID",
     "ENV_CLIENT_SECRET",
+    "ENV_GEMINI_CLI",
     "ENV_PROFILE",
     "RESOLVER_ENV_VARS",
     "ProfileInputs",
@@ -38,6 +39,8 @@ ENV_CLIENT_SECRET = "CARTO_CLIENT_SECRET"
 ENV_BASE_URL = "CARTO_MCP_BASE_URL"
 #: All of them: a change to any one must invalidate a cached resolution.
 RESOLVER_ENV_VARS = (ENV_API_TOKEN, ENV_PROFILE, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_BASE_URL)
+#: Set to "1" by Gemini CLI in the servers it starts; only the wording of errors depends on it.
+ENV_GEMINI_CLI = "GEMINI_CLI"
 
 
 @dataclass(frozen=True, repr=False)
