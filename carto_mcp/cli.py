@@ -43,7 +43,7 @@ examples:
   carto-mcp install claude-desktop --read-only   # add the server to a client's config
 
 Credentials are found as the CARTO CLI finds them: --token > CARTO_API_TOKEN >
-CARTO_CLIENT_ID/CARTO_CLIENT_SECRET > ~/.carto_credentials.json (--profile > CARTO_PROFILE >
+CARTO_M2M_CLIENT_ID/CARTO_M2M_CLIENT_SECRET > ~/.carto_credentials.json (--profile > CARTO_PROFILE >
 current_profile) > ~/.carto/config.json.
 """
 

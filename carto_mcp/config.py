@@ -23,8 +23,6 @@ __all__ = [
     "ENV_AUTH_URL",
     "ENV_CONFIRM_KEY",
     "ENV_EXCLUDE_TOOLS",
-    "ENV_M2M_CLIENT_ID",
-    "ENV_M2M_CLIENT_SECRET",
     "ENV_PROFILES",
     "ENV_READ_ONLY",
     "ENV_SANDBOX",
@@ -58,10 +56,6 @@ ENV_PROFILES = "CARTO_MCP_PROFILES"
 ENV_AUTH_URL = "CARTO_MCP_AUTH_URL"
 ENV_AUTH_TOKEN = "CARTO_MCP_AUTH_TOKEN"
 ENV_ALLOWED_HOSTS = "CARTO_MCP_ALLOWED_HOSTS"
-#: Other names for the M2M pair, not read yet (planned); named here so `install gemini` passes them
-#: on by reference when they are set (a reference nobody reads is harmless).
-ENV_M2M_CLIENT_ID = "CARTO_M2M_CLIENT_ID"
-ENV_M2M_CLIENT_SECRET = "CARTO_M2M_CLIENT_SECRET"
 
 
 @dataclass(frozen=True)
@@ -109,9 +103,14 @@ def add_credential_flags(parser: argparse.ArgumentParser) -> None:
         help=f"comma list of more credentials-file profiles tools may switch to with their `profile` argument "
         f"(env {ENV_PROFILES}); default: only the resolved profile",
     )
-    g.add_argument("--client-id", help="M2M client id for headless auth (or CARTO_CLIENT_ID)")
     g.add_argument(
-        "--client-secret-file", type=Path, help="file holding the M2M client secret (or CARTO_CLIENT_SECRET)"
+        "--client-id",
+        help="M2M client id for headless auth (or CARTO_M2M_CLIENT_ID, the CLI's name; or CARTO_CLIENT_ID)",
+    )
+    g.add_argument(
+        "--client-secret-file",
+        type=Path,
+        help="file holding the M2M client secret (or CARTO_M2M_CLIENT_SECRET; or CARTO_CLIENT_SECRET)",
     )
     g.add_argument(
         "--auth-url",

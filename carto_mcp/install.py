@@ -22,11 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from carto_mcp.config import ENV_AUTH_URL, ENV_M2M_CLIENT_ID, ENV_M2M_CLIENT_SECRET
+from carto_mcp.config import ENV_AUTH_URL
 from carto_mcp.errors import InputError, InstallError
 from carto_mcp.files import atomic_write, home_dir, json_type, read_json_object
 from carto_mcp.masking import ELLIPSIS, mask, strip_bearer
-from carto_mcp.profiles import ENV_API_TOKEN, ENV_BASE_URL, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_PROFILE
+from carto_mcp.profiles import (
+    ENV_API_TOKEN,
+    ENV_BASE_URL,
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    ENV_M2M_CLIENT_ID,
+    ENV_M2M_CLIENT_SECRET,
+    ENV_PROFILE,
+)
 
 __all__ = [
     "CLIENTS",

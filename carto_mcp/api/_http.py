@@ -126,7 +126,8 @@ LOGIN_FIXES = {
     "env": ("CARTO_API_TOKEN", "set a valid CARTO_API_TOKEN (or unset it to use your `carto auth login` profile)"),
     "client_credentials": (
         "the M2M client credentials",
-        "check CARTO_CLIENT_ID / CARTO_CLIENT_SECRET (or --client-id / --client-secret-file)",
+        "check CARTO_M2M_CLIENT_ID / CARTO_M2M_CLIENT_SECRET (or CARTO_CLIENT_ID / CARTO_CLIENT_SECRET, or "
+        "--client-id / --client-secret-file)",
     ),
     "legacy_file": ("~/.carto/config.json", "run `carto auth login` to replace the legacy config"),
 }

@@ -163,8 +163,8 @@ class ClientCredentialsBearer:
             said = contract.error_message(body) or f"HTTP {response.status_code}"
             raise errors.AuthError(
                 f"The M2M client-credentials exchange for client '{self.client_id}' failed ({said}) at "
-                f"POST {self.token_url}. Check CARTO_CLIENT_ID / CARTO_CLIENT_SECRET (or --client-id / "
-                "--client-secret-file).",
+                f"POST {self.token_url}. Check CARTO_M2M_CLIENT_ID / CARTO_M2M_CLIENT_SECRET (or CARTO_CLIENT_ID / "
+                "CARTO_CLIENT_SECRET, or --client-id / --client-secret-file).",
                 status_code=response.status_code,
                 method="POST",
                 url=self.token_url,

@@ -35,7 +35,8 @@ from carto_mcp.models.wire import OAuthClient, Token
 
 __all__ = ["Credentials", "Rotation"]
 
-M2M_VARIABLES = ("CARTO_CLIENT_ID", "CARTO_CLIENT_SECRET")
+#: The variables a new M2M client's id and secret are written as: the CARTO CLI's names, which carto-mcp reads too.
+M2M_VARIABLES = ("CARTO_M2M_CLIENT_ID", "CARTO_M2M_CLIENT_SECRET")
 
 
 @dataclass(frozen=True)

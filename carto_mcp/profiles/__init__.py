@@ -4,8 +4,9 @@ Priority, first found wins (the table is `sources.SOURCES`):
 
     1. --token                                    source "flag"
     2. CARTO_API_TOKEN                            source "env"
-    3. CARTO_CLIENT_ID + CARTO_CLIENT_SECRET      source "client_credentials" (token=None;
-       (or --client-id + --client-secret-file)    the API layer exchanges them)
+    3. CARTO_M2M_CLIENT_ID + _SECRET (the CLI's    source "client_credentials" (token=None;
+       names; or CARTO_CLIENT_ID + _SECRET, or     the API layer exchanges them)
+       --client-id + --client-secret-file)
     4. ~/.carto_credentials.json                  source "credentials_file"
        profile = --profile > CARTO_PROFILE > current_profile > the only profile
     5. ~/.carto/config.json (legacy)              source "legacy_file"
@@ -30,10 +31,14 @@ from __future__ import annotations
 from carto_mcp.profiles.credentials_file import default_credentials_path, default_legacy_path
 from carto_mcp.profiles.resolver import ProfileResolver, resolve_profile
 from carto_mcp.profiles.types import (
+    CLIENT_ID_VARS,
+    CLIENT_SECRET_VARS,
     ENV_API_TOKEN,
     ENV_BASE_URL,
     ENV_CLIENT_ID,
     ENV_CLIENT_SECRET,
+    ENV_M2M_CLIENT_ID,
+    ENV_M2M_CLIENT_SECRET,
     ENV_PROFILE,
     ProfileInputs,
     ProfileSource,
@@ -43,10 +48,14 @@ from carto_mcp.profiles.types import (
 )
 
 __all__ = [
+    "CLIENT_ID_VARS",
+    "CLIENT_SECRET_VARS",
     "ENV_API_TOKEN",
     "ENV_BASE_URL",
     "ENV_CLIENT_ID",
     "ENV_CLIENT_SECRET",
+    "ENV_M2M_CLIENT_ID",
+    "ENV_M2M_CLIENT_SECRET",
     "ENV_PROFILE",
     "ProfileInputs",
     "ProfileResolver",

@@ -38,10 +38,14 @@ from carto_mcp.profiles.credentials_file import (
     select_profile,
 )
 from carto_mcp.profiles.types import (
+    CLIENT_ID_VARS,
+    CLIENT_SECRET_VARS,
     ENV_API_TOKEN,
     ENV_CLIENT_ID,
     ENV_CLIENT_SECRET,
     ENV_GEMINI_CLI,
+    ENV_M2M_CLIENT_ID,
+    ENV_M2M_CLIENT_SECRET,
     ENV_PROFILE,
     ProfileInputs,
     ProfileSource,
@@ -85,16 +89,20 @@ class Lookup:
         return self.base_url_override() is not None
 
     def client_credentials(self) -> tuple[_Setting | None, _Setting | None]:
-        """The client id and secret, each from its flag or else its variable, with where it came from."""
-        cid = clean(self.inputs.client_id)
-        cid_pair = _Setting(cid, "--client-id") if cid else None
-        if cid_pair is None and (value := self.env(ENV_CLIENT_ID)):
-            cid_pair = _Setting(value, ENV_CLIENT_ID)
-        secret = clean(self.inputs.client_secret)
-        secret_pair = _Setting(secret, "--client-secret-file") if secret else None
-        if secret_pair is None and (value := self.env(ENV_CLIENT_SECRET)):
-            secret_pair = _Setting(value, ENV_CLIENT_SECRET)
-        return cid_pair, secret_pair
+        """The client id and secret, each from its flag or else its variables (the CLI's names first)."""
+        return (
+            self._setting(self.inputs.client_id, "--client-id", CLIENT_ID_VARS),
+            self._setting(self.inputs.client_secret, "--client-secret-file", CLIENT_SECRET_VARS),
+        )
+
+    def _setting(self, flag: str | None, flag_name: str, variables: Sequence[str]) -> _Setting | None:
+        value = clean(flag)
+        if value:
+            return _Setting(value, flag_name)
+        for name in variables:
+            if value := self.env(name):
+                return _Setting(value, name)
+        return None
 
     def load_credentials(self, *, migrate: bool) -> CredentialsFile | None:
         return load_credentials(self.credentials_path, migrate_old=migrate)
@@ -148,7 +156,7 @@ def resolve_first(lookup: Lookup, attempt: Attempt) -> ResolvedProfile:
         if profile is not None:
             return profile
     attempt.failed_source = None
-    gemini = _gemini_fix(lookup, (ENV_API_TOKEN, ENV_CLIENT_SECRET))
+    gemini = _gemini_fix(lookup, (ENV_API_TOKEN, *CLIENT_SECRET_VARS))
     fix = f"{_LOGIN_FIX}; {gemini}" if gemini else _LOGIN_FIX
     raise ProfileError(f"{_NO_CREDENTIALS} (looked at {'; '.join(attempt.looked)})", fix=fix)
 
@@ -261,16 +269,21 @@ def _incomplete_pair(lookup: Lookup, cid: _Setting | None, secret: _Setting | No
             f"M2M client credentials are incomplete: a client id is set (from {cid.origin}) but the client secret "
             "is missing"
         )
-        missing, fix = ENV_CLIENT_SECRET, f"set {ENV_CLIENT_SECRET} or pass --client-secret-file"
+        missing, fix = CLIENT_SECRET_VARS, f"set {_either(CLIENT_SECRET_VARS)} or pass --client-secret-file"
     else:
-        origin = secret.origin if secret else ENV_CLIENT_SECRET
+        origin = secret.origin if secret else ENV_M2M_CLIENT_SECRET
         message = (
             f"M2M client credentials are incomplete: a client secret is set (from {origin}) but the client id is "
             "missing"
         )
-        missing, fix = ENV_CLIENT_ID, f"set {ENV_CLIENT_ID} or pass --client-id"
-    gemini = _gemini_fix(lookup, (missing,))
+        missing, fix = CLIENT_ID_VARS, f"set {_either(CLIENT_ID_VARS)} or pass --client-id"
+    gemini = _gemini_fix(lookup, missing)
     return ProfileError(message, fix=f"{gemini} Otherwise {fix}" if gemini else fix)
+
+
+def _either(names: Sequence[str]) -> str:
+    """`CARTO_M2M_CLIENT_ID (or CARTO_CLIENT_ID)`: the CLI's name, then the one carto-mcp also reads."""
+    return f"{names[0]} (or {', '.join(names[1:])})" if len(names) > 1 else names[0]
 
 
 def _gemini_fix(lookup: Lookup, names: Sequence[str]) -> str | None:
@@ -394,7 +407,9 @@ def _report_client_credentials(lookup: Lookup) -> Presence:
     if cid or secret:
         return Presence(True, str(_incomplete_pair(lookup, cid, secret)))
     return Presence(
-        False, f"{ENV_CLIENT_ID}/{ENV_CLIENT_SECRET} are not set and no --client-id/--client-secret-file given"
+        False,
+        f"{ENV_M2M_CLIENT_ID}/{ENV_M2M_CLIENT_SECRET} (or {ENV_CLIENT_ID}/{ENV_CLIENT_SECRET}) are not set and no "
+        "--client-id/--client-secret-file given",
     )
 
 

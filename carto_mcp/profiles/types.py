@@ -15,11 +15,15 @@ from typing import Any, Literal
 from carto_mcp.masking import jwt_payload, mask
 
 __all__ = [
+    "CLIENT_ID_VARS",
+    "CLIENT_SECRET_VARS",
     "ENV_API_TOKEN",
     "ENV_BASE_URL",
     "ENV_CLIENT_ID",
     "ENV_CLIENT_SECRET",
     "ENV_GEMINI_CLI",
+    "ENV_M2M_CLIENT_ID",
+    "ENV_M2M_CLIENT_SECRET",
     "ENV_PROFILE",
     "RESOLVER_ENV_VARS",
     "ProfileInputs",
@@ -34,11 +38,17 @@ ProfileSource = Literal["flag", "env", "client_credentials", "credentials_file",
 #: Environment variables read by the resolver (the first three are the CARTO CLI's own).
 ENV_API_TOKEN = "CARTO_API_TOKEN"
 ENV_PROFILE = "CARTO_PROFILE"
+#: M2M client credentials: the CARTO CLI's names (read first), then the older names carto-mcp read.
+ENV_M2M_CLIENT_ID = "CARTO_M2M_CLIENT_ID"
+ENV_M2M_CLIENT_SECRET = "CARTO_M2M_CLIENT_SECRET"
 ENV_CLIENT_ID = "CARTO_CLIENT_ID"
 ENV_CLIENT_SECRET = "CARTO_CLIENT_SECRET"
+#: Where a client id and a client secret are looked for, in order.
+CLIENT_ID_VARS = (ENV_M2M_CLIENT_ID, ENV_CLIENT_ID)
+CLIENT_SECRET_VARS = (ENV_M2M_CLIENT_SECRET, ENV_CLIENT_SECRET)
 ENV_BASE_URL = "CARTO_MCP_BASE_URL"
 #: All of them: a change to any one must invalidate a cached resolution.
-RESOLVER_ENV_VARS = (ENV_API_TOKEN, ENV_PROFILE, ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_BASE_URL)
+RESOLVER_ENV_VARS = (ENV_API_TOKEN, ENV_PROFILE, *CLIENT_ID_VARS, *CLIENT_SECRET_VARS, ENV_BASE_URL)
 #: Set to "1" by Gemini CLI in the servers it starts; only the wording of errors depends on it.
 ENV_GEMINI_CLI = "GEMINI_CLI"
 

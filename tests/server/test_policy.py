@@ -212,18 +212,18 @@ async def test_create_token_writes_the_secret_to_a_0600_file(sandbox: RunningSan
 
 
 async def test_create_m2m_writes_id_and_secret_to_a_0600_file(sandbox: RunningSandbox, tmp_path: Path) -> None:
-    """An M2M client's id and one-time secret go to CARTO_CLIENT_ID / CARTO_CLIENT_SECRET lines."""
+    """An M2M client's id and one-time secret go to CARTO_M2M_CLIENT_ID / CARTO_M2M_CLIENT_SECRET lines."""
     target = tmp_path / "m2m.env"
     async with connect(settings_for(sandbox)) as client:
         result = await client.call_tool("create_m2m", {"title": "svc", "secret_output_file": str(target)})
     created = ok(result)
     values = env_lines(target)
-    assert values["CARTO_CLIENT_ID"] == created["id"]
-    assert sandbox.store.check_client_secret(created["id"], values["CARTO_CLIENT_SECRET"])
+    assert values["CARTO_M2M_CLIENT_ID"] == created["id"]
+    assert sandbox.store.check_client_secret(created["id"], values["CARTO_M2M_CLIENT_SECRET"])
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
     assert "client_secret" not in created
-    assert created["secret_variables"] == ["CARTO_CLIENT_ID", "CARTO_CLIENT_SECRET"]
-    assert values["CARTO_CLIENT_SECRET"] not in json.dumps(result.model_dump(mode="json"))
+    assert created["secret_variables"] == ["CARTO_M2M_CLIENT_ID", "CARTO_M2M_CLIENT_SECRET"]
+    assert values["CARTO_M2M_CLIENT_SECRET"] not in json.dumps(result.model_dump(mode="json"))
 
 
 async def test_a_second_write_of_the_same_variable_is_refused_unless_overwrite(
@@ -252,12 +252,12 @@ async def test_a_second_write_of_the_same_variable_is_refused_unless_overwrite(
 async def test_an_m2m_secret_file_clash_creates_no_client(sandbox: RunningSandbox, tmp_path: Path) -> None:
     """A refused M2M secret file is checked before the create, so no client is made whose secret is lost."""
     target = tmp_path / "m2m.env"
-    target.write_text("CARTO_CLIENT_SECRET=old\n", encoding="utf-8")
+    target.write_text("CARTO_M2M_CLIENT_SECRET=old\n", encoding="utf-8")
     async with connect(settings_for(sandbox)) as client:
         text = error_text(await client.call_tool("create_m2m", {"title": "svc", "secret_output_file": str(target)}))
-    assert "CARTO_CLIENT_SECRET" in text
+    assert "CARTO_M2M_CLIENT_SECRET" in text
     assert client_count(sandbox) == 0
-    assert target.read_text(encoding="utf-8") == "CARTO_CLIENT_SECRET=old\n"
+    assert target.read_text(encoding="utf-8") == "CARTO_M2M_CLIENT_SECRET=old\n"
 
 
 def test_a_policy_that_leaves_no_tool_is_refused_at_build_time() -> None:
