@@ -90,7 +90,8 @@ def unknown_arguments(tool: str, given: Sequence[str], known: Sequence[str]) -> 
 def tool_error_text(tool: str, exc: CartoError | ValidationError) -> str:
     """What the model reads for a deliberate failure: the problem and its fix, never a secret or a traceback."""
     if isinstance(exc, ValidationError):
-        return f"Invalid arguments for {tool}: {describe(exc)}"
+        # describe() drops pydantic's input values, but a validator's own message may quote one (a pattern).
+        return redact(f"Invalid arguments for {tool}: {describe(exc)}")
     if isinstance(exc, InputError):
         return redact(f"Invalid arguments for {tool}: {exc}")
     return redact(str(exc))
