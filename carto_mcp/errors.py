@@ -46,6 +46,10 @@ __all__ = [
 class CartoError(Exception):
     """Base of every deliberate carto-mcp error; its text is safe to show to a person or a model."""
 
+    #: Identifiers CARTO returned (never input, never secrets) that the message names on purpose: the
+    #: last-guard masking of tool errors, which hides random-looking values, leaves these whole.
+    shown: tuple[str, ...] = ()
+
     def __init__(self, message: str, *, fix: str | None = None, method: str | None = None, url: str | None = None):
         super().__init__(message)
         self.message = message

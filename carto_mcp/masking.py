@@ -15,6 +15,7 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 ELLIPSIS = "…"
@@ -90,13 +91,19 @@ def looks_secret(value: str) -> bool:
     return entropy >= 3.0
 
 
-def redact(text: str, *, tokens_only: bool = False) -> str:
+def redact(text: str, *, tokens_only: bool = False, keep: Collection[str] = ()) -> str:
     """Text with every part that looks like a secret masked (`eyJh…x9Qk`): for anything that echoes input.
 
     `tokens_only` masks JWT-shaped values alone: for log lines, which name client ids (32
-    random characters, like a secret's) on purpose.
+    random characters, like a secret's) on purpose. `keep` are random-looking values known not
+    to be secrets (client ids CARTO returned) that must stay whole where they stand alone.
     """
     text = _JWT_LIKE.sub(lambda m: mask(m.group(0)), text)
     if tokens_only:
         return text
-    return _LONG_RUN.sub(lambda m: mask(m.group(0)) if looks_secret(m.group(0)) else m.group(0), text)
+
+    def masked(m: re.Match[str]) -> str:
+        run = m.group(0)
+        return mask(run) if looks_secret(run) and run not in keep else run
+
+    return _LONG_RUN.sub(masked, text)

@@ -149,11 +149,13 @@ class Credentials:
             client = await self._recover_client(kind, title, since, lost)
             announce_created(kind, client.client_id)
             if kind == "m2m":  # its secret was only ever in the answer that was lost
-                raise OutcomeUnknown(
+                secret_lost = OutcomeUnknown(
                     f"The M2M client {title!r} was created (id {client.client_id}), but CARTO's answer, the only "
                     "place its secret is ever shown, was lost",
                     fix=f"revoke it with revoke_credential(kind='m2m', id='{client.client_id}') and create a new one.",
-                ) from lost
+                )
+                secret_lost.shown = (client.client_id,)  # the id to revoke it by: it must not be masked
+                raise secret_lost from lost
             return client, [RECOVERED]
         announce_created(kind, client.client_id)
         return client, []
@@ -273,13 +275,15 @@ def _the_one(what: str, found: list[tuple[str, _Found]], seen: int, since: datet
         ) from lost
     if len(found) > 1:
         ids = ", ".join(ident for ident, _ in found[:10])
-        raise OutcomeUnknown(
+        several = OutcomeUnknown(
             f"{head}; {len(found)} {what}s like it were made since {when}: {ids}. One of them may be this request's",
             reason=lost.reason,
             fix="keep the one you need and revoke the others with revoke_credential; do not create it again.",
             method=lost.method,
             url=lost.url,
-        ) from lost
+        )
+        several.shown = tuple(ident for ident, _ in found[:10])  # CARTO's ids, to revoke them by
+        raise several from lost
     return found[0][1]
 
 

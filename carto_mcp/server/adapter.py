@@ -94,7 +94,7 @@ def tool_error_text(tool: str, exc: CartoError | ValidationError) -> str:
         return redact(f"Invalid arguments for {tool}: {describe(exc)}")
     if isinstance(exc, InputError):
         return redact(f"Invalid arguments for {tool}: {exc}")
-    return redact(str(exc))
+    return redact(str(exc), keep=exc.shown)
 
 
 class CallAdapter:
