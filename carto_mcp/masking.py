@@ -90,6 +90,15 @@ def looks_secret(value: str) -> bool:
     return entropy >= 3.0
 
 
+#: OAuth client ids are 32 characters (Auth0's); a client secret is longer (64 in Auth0 and the sandbox).
+_MAX_CLIENT_ID = 40
+
+
+def looks_like_client_secret(value: str) -> bool:
+    """A value passed as a client id that is far more likely a client secret: never put it in a URL."""
+    return len(value) > _MAX_CLIENT_ID and looks_secret(value)
+
+
 def redact(text: str, *, tokens_only: bool = False, keep: tuple[str, ...] = ()) -> str:
     """Text with every part that looks like a secret masked (`eyJh…x9Qk`): for anything that echoes input.
 

@@ -17,8 +17,16 @@ from carto_mcp.credentials.events import announce_created
 from carto_mcp.credentials.listing import ListQuery, Progress, list_page
 from carto_mcp.credentials.recovery import matching_clients, matching_tokens
 from carto_mcp.credentials.secrets import SecretFile
-from carto_mcp.errors import CartoError, InputError, NotFound, OutcomeUnknown, PermissionDenied, TransportError
-from carto_mcp.masking import looks_like_token, mask
+from carto_mcp.errors import (
+    CartoError,
+    InputError,
+    NotFound,
+    OutcomeUnknown,
+    PermissionDenied,
+    ServiceError,
+    TransportError,
+)
+from carto_mcp.masking import looks_like_client_secret, looks_like_token, mask
 from carto_mcp.models.kinds import ClientKind, CredentialKind
 from carto_mcp.models.oauth_clients import M2MCreate, OAuthClientUpdate, SpaCreate
 from carto_mcp.models.results import (
@@ -81,6 +89,13 @@ class Credentials:
             # A token value passed as a client id must reach neither the API's URL (and its logs) nor an error.
             raise InputError(
                 f"kind: '{mask(client_id)}' is a token value, not an OAuth client id; pass kind 'token'.", field="kind"
+            )
+        if looks_like_client_secret(client_id):
+            # Nor a client secret: it would travel in the URL path (and --debug would print that URL).
+            raise InputError(
+                f"id: '{mask(client_id)}' looks like a client secret, not a client id (ids are 32 characters); "
+                f"pass the client's id from list_credentials (kind '{kind}').",
+                field="id",
             )
         try:
             client = await self.api.get_client(client_id)
@@ -200,10 +215,32 @@ class Credentials:
         return ClientDetail.of(client, plan.kind)
 
     async def revoke(self, plan: Plan) -> None:
-        if plan.kind == "token":
-            await self.api.delete_token(plan.target)
-        else:
-            await self.api.delete_client(plan.target)
+        await self._delete(plan.kind, plan.target)
+
+    async def _delete(self, kind: CredentialKind, target: str) -> None:
+        """Delete; when that fails as a lost answer would (5xx, transport), look before reporting a failure.
+
+        Every attempt may have been carried out with only its answer lost: a credential that is
+        gone now was deleted, which is what was asked (as a retried DELETE's 404 already counts).
+        """
+        try:
+            if kind == "token":
+                await self.api.delete_token(target)
+            else:
+                await self.api.delete_client(target)
+        except (ServiceError, TransportError):
+            if not await self._gone(kind, target):
+                raise
+
+    async def _gone(self, kind: CredentialKind, target: str) -> bool:
+        """True only when CARTO says the credential does not exist; any other answer (or none) is not proof."""
+        try:
+            await (self.api.get_token(target) if kind == "token" else self.api.get_client(target))
+        except NotFound:
+            return True
+        except CartoError:
+            return False
+        return False
 
     async def rotate(
         self, old: Token, request: TokenCreate, secret: SecretFile | None, *, revoke_old: bool
@@ -217,7 +254,7 @@ class Credentials:
         if not revoke_old:
             return Rotation(new, old_revoked=False)
         try:
-            await self.api.delete_token(old.token)
+            await self._delete("token", old.token)
         except CartoError as exc:
             return Rotation(new, old_revoked=False, revoke_error=exc)
         return Rotation(new, old_revoked=True)
