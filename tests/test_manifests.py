@@ -146,7 +146,7 @@ def test_client_snippets_run_carto_mcp_serve(relative: str) -> None:
         if install.CLIENTS[client].stdio_type:
             assert entry["type"] == "stdio"
         for name, value in entry.get("env", {}).items():
-            if name in (profiles.ENV_API_TOKEN, profiles.ENV_CLIENT_SECRET):
+            if name in (profiles.ENV_API_TOKEN, profiles.ENV_M2M_CLIENT_SECRET):
                 assert value.startswith("${"), f"{relative} hard-codes {name}"
 
 
@@ -391,7 +391,7 @@ def test_server_json_package_matches_pyproject() -> None:
 def test_server_json_marks_secrets() -> None:
     variables = {item["name"]: item for item in load("server.json")["packages"][0]["environmentVariables"]}
     assert variables[profiles.ENV_API_TOKEN]["isSecret"] is True
-    assert variables[profiles.ENV_CLIENT_SECRET]["isSecret"] is True
+    assert variables[profiles.ENV_M2M_CLIENT_SECRET]["isSecret"] is True
     for name, item in variables.items():
         if re.search("TOKEN|SECRET", name):
             assert item["isSecret"] is True, name
