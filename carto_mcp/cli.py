@@ -21,6 +21,7 @@ from carto_mcp.config import (
     Settings,
     add_credential_flags,
     add_safety_flags,
+    add_tuning_flags,
     check_sandbox_db,
     port_number,
     read_secret_file,
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_credential_flags(serve)
     add_safety_flags(serve)
+    add_tuning_flags(serve)
 
     call = sub.add_parser(
         "call",
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("arguments", nargs="?", default="{}", help="JSON object of arguments (default {})")
     add_credential_flags(call)
     add_safety_flags(call)
+    add_tuning_flags(call)
 
     sub.add_parser("tools", help="list the tools and their arguments")
 
@@ -124,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=port_number, default=8765)
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--db", type=Path, help="sqlite file (default: under the user data dir)")
+    sandbox.add_argument(
+        "--latency-ms", type=float, default=0.0, help="delay every request this long, like a CARTO API far away"
+    )
+    sandbox.add_argument("--jitter-ms", type=float, default=0.0, help="and up to this much more, at random")
+    sandbox.add_argument(
+        "--instrument",
+        action="store_true",
+        help="serve the test-only /_sandbox/ routes (request counts, in-flight peak, fault switches); never for "
+        "anything but test tools",
+    )
+    sandbox.add_argument(
+        "--token-ids", action="store_true", help="give each token object an id of its own (tok_…), as the CLI shows"
+    )
 
     add_doctor_parser(sub)
     add_install_parser(sub)
@@ -259,7 +275,15 @@ def _schema_type(spec: dict[str, Any]) -> str:
 def cmd_sandbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from carto_mcp.sandbox import default_db_path, serve
 
-    serve(host=args.host, port=args.port, db_path=check_sandbox_db(args.db) if args.db else default_db_path(environ))
+    serve(
+        host=args.host,
+        port=args.port,
+        db_path=check_sandbox_db(args.db) if args.db else default_db_path(environ),
+        faults=args.instrument,
+        latency_ms=max(args.latency_ms, 0.0),
+        jitter_ms=max(args.jitter_ms, 0.0),
+        token_ids=args.token_ids,
+    )
     return 0
 
 

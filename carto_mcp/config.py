@@ -9,9 +9,10 @@ variables, so every option that matters there has one.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from carto_mcp.errors import InputError
 from carto_mcp.profiles import ProfileInputs
@@ -21,8 +22,10 @@ __all__ = [
     "ENV_AUDIT_LOG",
     "ENV_AUTH_TOKEN",
     "ENV_AUTH_URL",
+    "ENV_CACHE_TTL",
     "ENV_CONFIRM_KEY",
     "ENV_EXCLUDE_TOOLS",
+    "ENV_MAX_CONCURRENCY",
     "ENV_PROFILES",
     "ENV_READ_ONLY",
     "ENV_SANDBOX",
@@ -33,13 +36,18 @@ __all__ = [
     "Settings",
     "add_credential_flags",
     "add_safety_flags",
+    "add_tuning_flags",
     "check_sandbox_db",
+    "concurrency",
     "port_number",
     "read_secret_file",
+    "seconds",
     "settings_from",
     "split_csv",
     "truthy",
 ]
+
+T = TypeVar("T")
 
 #: Every transport refuses a message larger than this (stdio: a JSON-RPC error; HTTP: 413).
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -56,6 +64,15 @@ ENV_PROFILES = "CARTO_MCP_PROFILES"
 ENV_AUTH_URL = "CARTO_MCP_AUTH_URL"
 ENV_AUTH_TOKEN = "CARTO_MCP_AUTH_TOKEN"
 ENV_ALLOWED_HOSTS = "CARTO_MCP_ALLOWED_HOSTS"
+ENV_MAX_CONCURRENCY = "CARTO_MCP_MAX_CONCURRENCY"
+ENV_CACHE_TTL = "CARTO_MCP_CACHE_TTL"
+
+#: Page requests in flight at once during a walk, unless --max-concurrency says otherwise.
+DEFAULT_MAX_CONCURRENCY = 8
+#: The most --max-concurrency accepts: beyond it a walk only trades CARTO's rate limit for nothing.
+MAX_CONCURRENCY_LIMIT = 32
+#: Seconds a full listing is reused for changes made elsewhere (this server's own changes clear it at once).
+DEFAULT_CACHE_TTL = 30.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,10 @@ class Settings:
     auth_url: str | None = None
     #: Extra credentials-file profiles tools may switch to with their `profile` argument.
     profiles: tuple[str, ...] = ()
+    #: Page requests in flight at once during a walk of a large account.
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    #: Seconds a full listing is reused (0: never reused).
+    cache_ttl: float = DEFAULT_CACHE_TTL
 
 
 def truthy(value: str | None) -> bool:
@@ -145,6 +166,57 @@ def add_safety_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--audit-log", type=Path, help=f"append one JSON line per mutating call to this file ({ENV_AUDIT_LOG})"
     )
+
+
+def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that decide how a large account is read."""
+    g = parser.add_argument_group("large accounts")
+    g.add_argument(
+        "--max-concurrency",
+        type=concurrency,
+        help=f"page requests in flight at once when walking a long list, 1 to {MAX_CONCURRENCY_LIMIT} (env "
+        f"{ENV_MAX_CONCURRENCY}; default {DEFAULT_MAX_CONCURRENCY}); halved for the rest of a walk on a 429",
+    )
+    g.add_argument(
+        "--cache-ttl",
+        type=seconds,
+        help=f"seconds a full listing is reused by list, id lookups and rotation (env {ENV_CACHE_TTL}; default "
+        f"{DEFAULT_CACHE_TTL:g}; 0 turns it off); this server's own changes clear it at once, changes made "
+        "elsewhere show after at most this long, or at once with list_credentials(fresh=true)",
+    )
+
+
+def concurrency(text: str) -> int:
+    """argparse type of --max-concurrency."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_CONCURRENCY_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and {MAX_CONCURRENCY_LIMIT}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """argparse type of --cache-ttl: seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 86400 seconds")
+    return value
+
+
+def _from_env(environ: Mapping[str, str], name: str, parse: Callable[[str], T]) -> T | None:
+    """A tuning variable, parsed as its flag would be; a bad value is an error that names the variable."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return parse(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise InputError(f"{name}: {exc}", field=name.lower(), fix=f"set {name} to a valid value or unset it") from None
 
 
 def read_secret_file(path: Path, flag: str) -> str:
@@ -246,7 +318,20 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         auth_url=_str(flag("auth_url")) or environ.get(ENV_AUTH_URL) or None,
         stateless=bool(flag("stateless")),
         debug=bool(flag("debug")),
+        max_concurrency=_int(flag("max_concurrency"))
+        or _from_env(environ, ENV_MAX_CONCURRENCY, concurrency)
+        or DEFAULT_MAX_CONCURRENCY,
+        cache_ttl=_first_number(flag("cache_ttl"), _from_env(environ, ENV_CACHE_TTL, seconds), DEFAULT_CACHE_TTL),
     )
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _first_number(*values: object) -> float:
+    """The first given number (0 counts as given), else 0."""
+    return next((float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)), 0.0)
 
 
 def _str(value: object) -> str | None:

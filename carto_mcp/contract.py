@@ -46,6 +46,10 @@ def token_path(token: str) -> str:
 #: that does not exist, so a value never reveals whether someone else holds it.
 OTHER_CALLERS_TOKEN_STATUS: Final = 404
 
+#: (D, CLI output) A token object may carry an id of its own besides the JWT (`tok_…`); the jti still works.
+TOKEN_ID: Final = "id"
+TOKEN_ID_PREFIX: Final = "tok_"
+
 #: (D) Wire names of a token create body (snake_case, as CARTO's guide code sends them).
 TOKEN_FIELDS: Final = ("name", "grants", "allowed_apis", "referers", "expiration_date")
 #: (D) Wire names inside a grant.

@@ -83,8 +83,9 @@ class ApiError(CartoError):
         method: str | None = None,
         url: str | None = None,
         request_id: str | None = None,
+        shown: tuple[str, ...] = (),
     ) -> None:
-        super().__init__(message, fix=fix, method=method, url=url)
+        super().__init__(message, fix=fix, method=method, url=url, shown=shown)
         self.status_code = status_code
         self.request_id = request_id
 

@@ -168,6 +168,7 @@ class ClientCredentialsBearer:
                 status_code=response.status_code,
                 method="POST",
                 url=self.token_url,
+                shown=(self.client_id,),  # an id, not a secret: shown whole, whatever characters it has
             )
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:

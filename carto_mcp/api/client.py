@@ -8,8 +8,10 @@ M2M token exchange in `auth` uses the same pool and the same boundary.)
 from __future__ import annotations
 
 import enum
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -32,9 +34,13 @@ from carto_mcp.api._http import (
     unknown_outcome,
 )
 from carto_mcp.api.auth import BearerSource, StaticBearer
-from carto_mcp.masking import looks_like_token, mask, short_id
+from carto_mcp.config import DEFAULT_MAX_CONCURRENCY
+from carto_mcp.masking import looks_like_token, mask
 from carto_mcp.models.kinds import ClientKind
 from carto_mcp.models.wire import OAuthClient, Token
+
+if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport there
+    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found, unused-ignore]
 
 PageHook = Callable[[int, int | None], Awaitable[None]]
 
@@ -64,11 +70,16 @@ class CartoClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         per_page: int = contract.MAX_PER_PAGE,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.auth: BearerSource = StaticBearer(auth) if isinstance(auth, str) else auth
         self.retry = retry or RetryPolicy()
         self.per_page = per_page
+        #: At most this many page requests at once during a walk.
+        self.max_concurrency = max(1, max_concurrency)
+        #: How many 429 answers this client has had (a walk shrinks its batches when this grows).
+        self.rate_limited = 0
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,
@@ -169,7 +180,7 @@ class CartoClient:
         if found is None:
             # Walk until the id shows up: one page of memory, and half the pages on average.
             async for page in self.token_pages():
-                if any(t.id == ident for t in page):
+                if any(ident in t.ids for t in page):
                     found = self._index.get(ident)
                     break
         if found is None:
@@ -229,27 +240,79 @@ class CartoClient:
     async def _pages(
         self, path: str, params: dict[str, str], start_page: int, on_page: PageHook | None, what: str
     ) -> AsyncIterator[list[Any]]:
-        page = start_page
+        """Every page from `start_page` on, in order.
+
+        Once the first page says how many rows there are in all, the remaining pages are
+        fetched `max_concurrency` at a time (fewer after a 429), each exactly once, and handed
+        out in order; a consumer that stops early stops the walk after the batch in flight.
+        Without a total, pages follow one another until a short one.
+        """
         seen = 0
-        while True:
-            query = {**params, contract.PAGE_PARAM: str(page), contract.PER_PAGE_PARAM: str(self.per_page)}
-            body = await self._request("GET", path, params=query, what=what)
-            parsed = contract.list_items(body)
-            if parsed is None:
-                raise errors.BadResponse(
-                    f"CARTO answered the {what} with an unexpected shape (expected {{'data': [...]}}) at GET {path}."
-                )
-            rows, total = parsed
-            seen += len(rows)
+
+        async def hand_out(got: _Page) -> None:
+            nonlocal seen
+            seen += len(got.rows)
             if on_page is not None:
-                await on_page(seen, total)
-            yield rows
-            if not rows or not isinstance(body, dict):
-                return
-            # With a total, trust it: the service may cap per_page below what was asked.
-            if (seen >= total) if total is not None else (len(rows) < self.per_page):
-                return
-            page += 1
+                await on_page(seen, got.total)
+
+        page = start_page
+        got = await self._page(path, params, page, what)
+        await hand_out(got)
+        yield got.rows
+        if not got.rows or not got.enveloped:
+            return
+        if got.total is None:
+            while len(got.rows) >= self.per_page:
+                page += 1
+                got = await self._page(path, params, page, what)
+                await hand_out(got)
+                yield got.rows
+                if not got.rows:
+                    return
+            return
+        size = len(got.rows)  # the service may cap per_page below what was asked: count in its pages
+        last_page = -(-got.total // size)
+        limit = self.max_concurrency
+        while page < last_page:
+            batch = list(range(page + 1, min(page + limit, last_page) + 1))
+            throttled = self.rate_limited
+            pages = await self._batch(path, params, batch, what)
+            if self.rate_limited > throttled:
+                limit = max(1, limit // 2)  # the service pushed back: ask for less at once
+            for got in pages:
+                page += 1
+                await hand_out(got)
+                yield got.rows
+                if not got.rows:
+                    return  # the list shrank under us: nothing further
+            if got.total is not None and got.total > last_page * size:
+                last_page = -(-got.total // size)  # it grew meanwhile: follow it
+
+    async def _page(self, path: str, params: dict[str, str], page: int, what: str) -> _Page:
+        query = {**params, contract.PAGE_PARAM: str(page), contract.PER_PAGE_PARAM: str(self.per_page)}
+        body = await self._request("GET", path, params=query, what=what)
+        parsed = contract.list_items(body)
+        if parsed is None:
+            raise errors.BadResponse(
+                f"CARTO answered the {what} with an unexpected shape (expected {{'data': [...]}}) at GET {path}."
+            )
+        rows, total = parsed
+        return _Page(rows, total if isinstance(body, dict) else None, isinstance(body, dict))
+
+    async def _batch(self, path: str, params: dict[str, str], pages: list[int], what: str) -> list[_Page]:
+        """These pages at once, in the order asked; the first failure ends the batch (and is raised)."""
+        got: dict[int, _Page] = {}
+
+        async def fetch(page: int) -> None:
+            got[page] = await self._page(path, params, page, what)
+
+        try:
+            async with anyio.create_task_group() as group:
+                for page in pages:
+                    group.start_soon(fetch, page)
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
+        return [got[page] for page in pages]
 
     def _oauth_unavailable(self, exc: errors.ApiError) -> errors.NotFound:
         return errors.NotFound(
@@ -333,6 +396,8 @@ class CartoClient:
                 raise
             log_response(response, time.monotonic() - started, hidden)
             status = response.status_code
+            if status == 429:
+                self.rate_limited += 1
             if status == 401 and not renewed and await self.auth.renew(self._http):
                 renewed = True
                 continue
@@ -364,32 +429,60 @@ class CartoClient:
         return wait if time.monotonic() + wait < deadline else None
 
 
+@dataclass(frozen=True)
+class _Page:
+    rows: list[Any]
+    total: int | None
+    #: Whether the reply was an envelope: a bare array is the whole list.
+    enveloped: bool
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception a batch of page fetches failed with (a CartoError when there is one)."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    return next((e for e in leaves if isinstance(e, errors.CartoError)), leaves[0])
+
+
 class TokenIndex:
-    """short id -> token value, so an id resolves without walking every page every time.
+    """id -> token value, so an id resolves without walking every page every time.
 
     Filled by every list and lookup, updated on create/update, emptied of revoked tokens. A
-    miss triggers one fresh walk (the token may have been created elsewhere).
+    token answers to its own id (when its object has one) and to its jti. A miss triggers one
+    fresh walk (the token may have been created elsewhere).
     """
 
     def __init__(self) -> None:
         self._by_id: dict[str, str] = {}
 
     def add(self, token: Token) -> None:
-        self._by_id[token.id] = token.token
+        for ident in token.ids:
+            self._by_id[ident] = token.token
 
     def add_all(self, tokens: list[Token]) -> None:
         for token in tokens:
-            self._by_id[token.id] = token.token
+            self.add(token)
 
     def complete(self, tokens: list[Token]) -> None:
         """A full walk just happened: drop ids that no longer exist."""
-        self._by_id = {t.id: t.token for t in tokens}
+        self._by_id = {}
+        self.add_all(tokens)
 
     def get(self, ident: str) -> str | None:
         return self._by_id.get(ident)
 
     def discard(self, token: str) -> None:
-        self._by_id.pop(short_id(token), None)
+        """Forget every id of this token value (rare, so a scan is fine)."""
+        for ident in [i for i, value in self._by_id.items() if value == token]:
+            del self._by_id[ident]
 
     def __len__(self) -> int:
         return len(self._by_id)

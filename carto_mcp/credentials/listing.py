@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from carto_mcp.api import CartoClient
+from carto_mcp.credentials.cache import ListingCache
 from carto_mcp.errors import InputError
 from carto_mcp.models.kinds import LIST_KINDS, CredentialKind, ListKind
 from carto_mcp.models.results import CredentialList, Row, utcnow
@@ -38,6 +39,8 @@ class ListQuery:
     expired: bool | None = None
     limit: int = 50
     cursor: str | None = None
+    #: Read CARTO now, not a listing this server read in the last few seconds.
+    fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,8 @@ class Filters:
         """Test a token or client as the API returned it, so rows are built only for matches."""
         if self.text:
             name = item.name if kind == "token" else item.title
-            ident = item.id if kind == "token" else item.client_id
-            if self.text.lower() not in (name or "").lower() and self.text != ident:
+            ids = item.ids if kind == "token" else (item.client_id,)
+            if self.text.lower() not in (name or "").lower() and self.text not in ids:
                 return False
         if self.expiring_before is None and self.expired is None:
             return True
@@ -101,28 +104,52 @@ class Cursor:
 
 
 async def walk(
-    api: CartoClient, kinds: tuple[CredentialKind, ...], start: Cursor, progress: Progress | None = None
+    api: CartoClient,
+    kinds: tuple[CredentialKind, ...],
+    start: Cursor,
+    progress: Progress | None = None,
+    cache: ListingCache | None = None,
 ) -> AsyncIterator[tuple[Cursor, CredentialKind, Any]]:
-    """Every credential from `start` on, as the API returned it, in a stable order (token, spa, m2m)."""
+    """Every credential from `start` on, as the API returned it, in a stable order (token, spa, m2m).
+
+    With a `cache`, a kind read whole less than its TTL ago is served from memory, and a kind
+    this walk reads whole (from its first page) is kept for the next one.
+    """
     for phase in range(start.phase, len(kinds)):
         kind = kinds[phase]
         first_page = start.page if phase == start.phase else 1
         skip = start.index if phase == start.phase else 0
         page_no = first_page
-        pages: AsyncIterator[list[Any]]
-        if kind == "token":
+        cached = cache.get(kind) if cache is not None else None
+        kept: list[list[Any]] | None = [] if cache is not None and cached is None and first_page == 1 else None
+        generation = cache.generation if cache is not None else 0
+        pages: AsyncIterator[Sequence[Any]]
+        if cached is not None:
+            pages = _remembered(cached, first_page)
+        elif kind == "token":
             pages = api.token_pages(start_page=first_page, on_page=progress)
         else:
             pages = api.client_pages(kind, start_page=first_page, on_page=progress)
         async for page in pages:
+            if kept is not None:
+                kept.append(list(page))
             for i, item in enumerate(page):
                 if page_no == first_page and i < skip:
                     continue
                 yield Cursor(phase, page_no, i), kind, item
             page_no += 1
+        if kept is not None and cache is not None:
+            cache.put(kind, kept, generation)
 
 
-async def list_page(api: CartoClient, query: ListQuery, progress: Progress | None = None) -> CredentialList:
+async def _remembered(pages: tuple[Sequence[Any], ...], first_page: int) -> AsyncIterator[Sequence[Any]]:
+    for page in pages[first_page - 1 :]:
+        yield page
+
+
+async def list_page(
+    api: CartoClient, query: ListQuery, progress: Progress | None = None, cache: ListingCache | None = None
+) -> CredentialList:
     """One page of rows matching `query`, and the cursor of the next page when more may follow."""
     now = utcnow()
     before = parse_expiry(query.expiring_within, now=now) if query.expiring_within else None
@@ -132,9 +159,11 @@ async def list_page(api: CartoClient, query: ListQuery, progress: Progress | Non
         kinds = tuple(k for k in kinds if k == "token")  # expiry filters only ever match tokens
     fingerprint = filters.fingerprint(query.kind)
     start = Cursor.decode(query.cursor, fingerprint) if query.cursor else Cursor()
+    if query.fresh and cache is not None:
+        cache.clear()  # what this walk reads is kept for the next call
     rows: list[Row] = []
     next_cursor: str | None = None
-    async for pos, kind, item in walk(api, kinds, start, progress):
+    async for pos, kind, item in walk(api, kinds, start, progress, cache):
         if not filters.match(item, kind):
             continue
         if len(rows) == query.limit:

@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import TypeVar
 
 from carto_mcp.api import CartoClient
+from carto_mcp.config import DEFAULT_CACHE_TTL
+from carto_mcp.credentials.cache import ListingCache
 from carto_mcp.credentials.changes import Plan, client_plan, revoke_plan, token_plan
 from carto_mcp.credentials.events import announce_created
 from carto_mcp.credentials.listing import ListQuery, Progress, list_page
@@ -60,8 +62,10 @@ class Rotation:
 class Credentials:
     """The credential operations of one profile."""
 
-    def __init__(self, api: CartoClient) -> None:
+    def __init__(self, api: CartoClient, *, cache_ttl: float = DEFAULT_CACHE_TTL) -> None:
         self.api = api
+        #: Whole listings read in the last `cache_ttl` seconds; every change below clears it.
+        self.cache = ListingCache(cache_ttl)
 
     @property
     def profile_name(self) -> str:
@@ -70,7 +74,7 @@ class Credentials:
     # --- reading --------------------------------------------------------------------------
 
     async def list_page(self, query: ListQuery, progress: Progress | None = None) -> CredentialList:
-        return await list_page(self.api, query, progress)
+        return await list_page(self.api, query, progress, self.cache)
 
     async def get(self, kind: CredentialKind, ident: str) -> CredentialDetail:
         if kind == "token":
@@ -119,11 +123,12 @@ class Credentials:
     async def create_token(self, request: TokenCreate, secret: SecretFile | None = None) -> TokenCreated:
         warnings = list(request.warnings)
         since = utcnow()
-        try:
-            token = await self.api.create_token(request.to_wire())
-        except OutcomeUnknown as lost:
-            token = await self._recover_token(request, since, lost)
-            warnings.append(RECOVERED)
+        with self.cache.changing():
+            try:
+                token = await self.api.create_token(request.to_wire())
+            except OutcomeUnknown as lost:
+                token = await self._recover_token(request, since, lost)
+                warnings.append(RECOVERED)
         announce_created("token", token.id)
         return await self._deliver_token(token, warnings, secret)
 
@@ -153,7 +158,8 @@ class Credentials:
     ) -> tuple[OAuthClient, list[str]]:
         since = utcnow()
         try:
-            client = await self.api.create_client(body)
+            with self.cache.changing():
+                client = await self.api.create_client(body)
         except OutcomeUnknown as lost:
             client = await self._recover_client(kind, title, since, lost)
             announce_created(kind, client.client_id)
@@ -208,11 +214,12 @@ class Credentials:
     async def update(self, plan: Plan) -> TokenDetail | ClientDetail:
         """Send the plan's PATCH (or only re-read, when nothing differs) and return the credential as it is now."""
         body = dict(plan.body)
-        if plan.kind == "token":
-            token = await (self.api.update_token(plan.target, body) if body else self.api.get_token(plan.target))
-            return TokenDetail.of(token)
-        client = await (self.api.update_client(plan.target, body) if body else self.api.get_client(plan.target))
-        return ClientDetail.of(client, plan.kind)
+        with self.cache.changing():
+            if plan.kind == "token":
+                token = await (self.api.update_token(plan.target, body) if body else self.api.get_token(plan.target))
+                return TokenDetail.of(token)
+            client = await (self.api.update_client(plan.target, body) if body else self.api.get_client(plan.target))
+            return ClientDetail.of(client, plan.kind)
 
     async def revoke(self, plan: Plan) -> None:
         await self._delete(plan.kind, plan.target)
@@ -224,10 +231,11 @@ class Credentials:
         gone now was deleted, which is what was asked (as a retried DELETE's 404 already counts).
         """
         try:
-            if kind == "token":
-                await self.api.delete_token(target)
-            else:
-                await self.api.delete_client(target)
+            with self.cache.changing():
+                if kind == "token":
+                    await self.api.delete_token(target)
+                else:
+                    await self.api.delete_client(target)
         except (ServiceError, TransportError):
             if not await self._gone(kind, target):
                 raise

@@ -39,7 +39,10 @@ class TokenDetail(BaseModel):
     """A token's full detail, with the token value masked."""
 
     kind: Literal["token"] = "token"
-    id: str = Field(description="Short stable id (the token's jti); pass it to get/update/revoke.")
+    id: str = Field(
+        description="Short stable id (the token object's own id, else its jti); pass it to get/update/revoke."
+    )
+    jti: Maybe[str] = Field(default=None, description="The jti, when it differs from id; accepted as an id too.")
     name: Maybe[str] = None
     token_masked: str
     apis: list[str]
@@ -53,6 +56,7 @@ class TokenDetail(BaseModel):
     def of(cls, token: Token, now: datetime | None = None) -> TokenDetail:
         return cls(
             id=token.id,
+            jti=token.jti if token.jti != token.id else None,
             name=token.name,
             token_masked=token.masked,
             apis=token.allowed_apis,

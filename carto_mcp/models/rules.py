@@ -141,13 +141,28 @@ def check_url(value: str, *, what: str = "URL") -> str:
 
 
 def referer_warnings(referers: Iterable[str]) -> list[str]:
-    """The browser's Referer usually ends in '/': warn on origin-only URLs without it."""
-    out = []
-    for ref in referers:
+    """A neutral note when a site is listed in one form only (with or without the trailing '/').
+
+    CARTO's own documents disagree on that slash (the user manual asks for it; CARTO's agent
+    skills report that a stored slash makes every tile 403), so nothing here pushes one form:
+    it says what is known and suggests listing both when unsure.
+    """
+    listed = set(referers)
+    alone: list[str] = []
+    for ref in listed:
         parts = urlsplit(ref)
-        if parts.path == "" and not parts.query:
-            out.append(f"referer {ref!r} has no trailing slash; browsers usually send {ref + '/'!r}")
-    return out
+        if parts.query or parts.fragment or parts.path not in ("", "/"):
+            continue
+        twin = ref[:-1] if ref.endswith("/") else ref + "/"
+        if twin not in listed:
+            alone.append(f"{ref.rstrip('/')!r} and {ref.rstrip('/') + '/'!r}")
+    if not alone:
+        return []
+    return [
+        "Referers are compared with the browser's Referer header, and CARTO's documents disagree on whether a "
+        "stored referer should end in '/'. If you are not sure which form your site's requests match, list "
+        f"both: {'; '.join(sorted(alone))}."
+    ]
 
 
 def parse_expiry(value: str, *, now: datetime | None = None) -> datetime:

@@ -46,8 +46,8 @@ Referer = Annotated[
         min_length=1,
         max_length=2048,
         description=(
-            "Allowed referer URL. Should match the browser's Referer header, which usually ends in '/' "
-            "(e.g. 'https://myapp.com/')."
+            "Allowed referer URL, compared with the browser's Referer header. CARTO's documents disagree on a "
+            "trailing '/': when unsure, list both forms ('https://myapp.com' and 'https://myapp.com/')."
         ),
     ),
 ]

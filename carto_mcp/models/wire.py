@@ -6,6 +6,7 @@ value, an M2M client secret), so their repr masks them.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
@@ -15,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from carto_mcp import contract
 from carto_mcp.masking import mask, short_id
 from carto_mcp.models.rules import classify_source, parse_timestamp
+
+#: A token object's own id: short, no dots (so never a JWT), nothing that needs quoting.
+_ID_SHAPE = re.compile(r"[A-Za-z0-9_:-]{1,64}")
 
 
 def _str_list(value: Any) -> list[str]:
@@ -39,11 +43,16 @@ class WireGrant(BaseModel):
 
 
 class Token(BaseModel):
-    """A token object (contract: A): token, name, grants, allowed_apis, referers, expiration_date, created_at."""
+    """A token object (contract: A): token, name, grants, allowed_apis, referers, expiration_date, created_at.
 
-    model_config = ConfigDict(extra="allow")
+    It may carry an id of its own (`id`, `tok_…`, as the CARTO CLI prints it): when it does,
+    that is the id shown; the JWT's `jti` is accepted as well, so ids seen before keep working.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     token: str
+    own_id: str | None = Field(default=None, alias=contract.TOKEN_ID)
     name: str | None = None
     grants: list[WireGrant] = Field(default_factory=list)
     allowed_apis: list[str] = Field(default_factory=list)
@@ -61,10 +70,26 @@ class Token(BaseModel):
     def _grants(cls, value: Any) -> list[Any]:
         return [g for g in value if isinstance(g, dict)] if isinstance(value, list) else []
 
+    @field_validator("own_id", mode="before")
+    @classmethod
+    def _own_id(cls, value: Any) -> str | None:
+        """Only a short printable id counts: anything else (a JWT by mistake, say) is not shown as an id."""
+        return value if isinstance(value, str) and _ID_SHAPE.fullmatch(value) else None
+
+    @cached_property
+    def jti(self) -> str:
+        """The id taken from the token value itself (its JWT `jti`, else a hash prefix)."""
+        return short_id(self.token)
+
     @cached_property
     def id(self) -> str:
-        """Computed once: listing 10,000 tokens reads each id several times (filters, rows, index)."""
-        return short_id(self.token)
+        """The id shown: the object's own, else the jti. Computed once: a 10,000-token listing reads it often."""
+        return self.own_id or self.jti
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Every id this token answers to."""
+        return (self.id,) if self.id == self.jti else (self.id, self.jti)
 
     @property
     def masked(self) -> str:

@@ -45,11 +45,17 @@ def create_app(
     faults: bool = False,
     org_id: str = "ac_sandbox",
     access_token_lifetime: int = contract.AUTH_TOKEN_LIFETIME,
+    latency_ms: float = 0.0,
+    jitter_ms: float = 0.0,
+    token_ids: bool = False,
 ) -> Starlette:
     """A CARTO-compatible API over a sqlite file (`None`: a throwaway in-memory store).
 
     The store opens here, not in the lifespan, because in-process transports such as
     `httpx2.ASGITransport` never run it. `faults=True` adds the test-only `/_sandbox/` routes.
+    `latency_ms` (plus up to `jitter_ms`) delays every API request, as a real API far away
+    does. `token_ids=True` gives each token object an `id` of its own (`tok_<jti>`), as the
+    CARTO CLI's `--json` output shows tokens.
     """
     box = FaultBox()
     routes: list[BaseRoute] = [
@@ -71,15 +77,19 @@ def create_app(
             Route(f"{SANDBOX_PREFIX}/faults", clear_faults, methods=["DELETE"]),
             Route(f"{SANDBOX_PREFIX}/requests", request_counts, methods=["GET"]),
             Route(f"{SANDBOX_PREFIX}/requests", reset_request_counts, methods=["DELETE"]),
+            Route(f"{SANDBOX_PREFIX}/stats", stats, methods=["GET"]),
             Route(f"{SANDBOX_PREFIX}/reject-bearer", reject_bearer, methods=["POST"]),
         ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Instrument, box=box, routes=routes), Middleware(RequireBearer, box=box)],
+        middleware=[
+            Middleware(Instrument, box=box, routes=routes, latency_ms=latency_ms, jitter_ms=jitter_ms),
+            Middleware(RequireBearer, box=box),
+        ],
         exception_handlers={HTTPException: render_error, RuleError: render_error, Exception: render_crash},
         lifespan=_lifespan,
     )
-    app.state.store = SandboxStore(db_path, org_id=org_id)
+    app.state.store = SandboxStore(db_path, org_id=org_id, token_ids=token_ids)
     app.state.faults = box
     app.state.access_token_lifetime = access_token_lifetime
     return app
@@ -344,6 +354,10 @@ async def clear_faults(request: Request) -> Response:
 
 async def request_counts(request: Request) -> Response:
     return JSONResponse(_box(request).counts())
+
+
+async def stats(request: Request) -> Response:
+    return JSONResponse(_box(request).stats())
 
 
 async def reset_request_counts(request: Request) -> Response:

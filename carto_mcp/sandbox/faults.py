@@ -12,26 +12,34 @@ with `create_app(faults=True)`); the next matching requests get it before auth o
 
 With `"after": true` a `status`, `html` or `drop` fault lets the request be handled first and
 replaces only its answer: the change happens and its answer is lost, as when a gateway gives
-up on a slow upstream (502/504) or a connection breaks on the way back.
+up on a slow upstream (502/504) or a connection breaks on the way back. With `"skip": N` the
+first N matching requests pass untouched (a 429 burst in the middle of a page walk).
 
 Every request outside `/_sandbox/` is counted as `"METHOD /path-template"`, so a test can
-assert how many times a client really called the service.
+assert how many times a client really called the service; `GET /_sandbox/stats` adds the
+number of requests in flight (and its peak) and how many times each list page was served.
+
+The same middleware can delay every request (`latency_ms` plus up to `jitter_ms`), so
+benchmarks and tests see the round-trip time a real CARTO API has, not loopback's.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import anyio
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from carto_mcp import contract
 from carto_mcp.errors import RuleError
 
 __all__ = ["SANDBOX_PREFIX", "DroppedConnection", "Fault", "FaultBox", "Instrument", "error_body"]
@@ -68,6 +76,8 @@ class Fault:
     stall_seconds: float = 5.0
     #: Handle the request first, then answer with the fault instead of the real reply.
     after: bool = False
+    #: Let this many matching requests through untouched first (a fault in the middle of a walk).
+    skip: int = 0
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Fault:
@@ -82,7 +92,7 @@ class Fault:
         times = body.get("times", 1)
         method, prefix = body.get("method"), body.get("path_prefix")
         retry_after, stall = body.get("retry_after"), body.get("stall_seconds", 5.0)
-        after = body.get("after", False)
+        after, skip = body.get("after", False), body.get("skip", 0)
         if not _is_int(status) or not 400 <= status <= 599:
             raise RuleError("status must be an integer from 400 to 599")
         if not _is_int(times) or times < 1:
@@ -97,6 +107,8 @@ class Fault:
             raise RuleError("stall_seconds must be a number from 0 to 600")
         if not isinstance(after, bool):
             raise RuleError("after must be true or false")
+        if not _is_int(skip) or skip < 0:
+            raise RuleError("skip must be an integer >= 0")
         return cls(
             mode=mode,
             status=status,
@@ -106,6 +118,7 @@ class Fault:
             retry_after=retry_after,
             stall_seconds=float(stall),
             after=after and mode != "stall",
+            skip=skip,
         )
 
     def matches(self, method: str, path: str) -> bool:
@@ -158,6 +171,15 @@ class Fault:
             raise DroppedConnection("sandbox fault: connection dropped mid-response on purpose")
 
 
+def _page_param(scope: Scope) -> str | None:
+    """The `page` query parameter of a list request, when there is one."""
+    query: bytes = scope.get("query_string", b"")
+    for key, value in parse_qsl(query.decode("latin-1")):
+        if key == contract.PAGE_PARAM:
+            return value
+    return None
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -179,7 +201,10 @@ class FaultBox:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._counts: Counter[str] = Counter()
+        self._pages: Counter[str] = Counter()
         self._rejected: set[str] = set()
+        self._in_flight = 0
+        self._peak = 0
 
     def reset(self) -> None:
         """Forget queued faults, counters and rejected bearers (a fresh start between tests)."""
@@ -201,10 +226,13 @@ class FaultBox:
             return list(self._faults)
 
     def take(self, method: str, path: str) -> Fault | None:
-        """The first queued fault matching this request, consuming one of its `times`."""
+        """The first queued fault matching this request, consuming one of its `times` (or of its `skip`)."""
         with self._lock:
             for fault in self._faults:
                 if fault.matches(method, path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
@@ -222,6 +250,31 @@ class FaultBox:
     def reset_counts(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._pages.clear()
+            self._peak = self._in_flight
+
+    def started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._peak = max(self._peak, self._in_flight)
+
+    def finished(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def served_page(self, key: str) -> None:
+        with self._lock:
+            self._pages[key] += 1
+
+    def stats(self) -> dict[str, Any]:
+        """Request counts, requests in flight now and at most since the last reset, list pages served."""
+        with self._lock:
+            return {
+                "requests": dict(self._counts),
+                "in_flight": self._in_flight,
+                "peak_in_flight": self._peak,
+                "pages_served": dict(self._pages),
+            }
 
     def reject(self, bearer: str) -> None:
         with self._lock:
@@ -233,24 +286,51 @@ class FaultBox:
 
 
 class Instrument:
-    """ASGI middleware: count each request by route template, then apply a queued fault if one matches."""
+    """ASGI middleware: delay, count and track each request, then apply a queued fault if one matches."""
 
-    def __init__(self, app: ASGIApp, *, box: FaultBox, routes: Sequence[BaseRoute]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        box: FaultBox,
+        routes: Sequence[BaseRoute],
+        latency_ms: float = 0.0,
+        jitter_ms: float = 0.0,
+    ) -> None:
         self.app = app
         self.box = box
         self.routes = routes
+        self.latency = max(latency_ms, 0.0) / 1000
+        self.jitter = max(jitter_ms, 0.0) / 1000
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(SANDBOX_PREFIX):
             await self.app(scope, receive, send)
             return
         method: str = scope["method"]
-        self.box.count(f"{method} {self._template(scope)}")
-        fault = self.box.take(method, scope["path"])
-        if fault is None:
-            await self.app(scope, receive, send)
-        else:
-            await fault.apply(self.app, scope, receive, send)
+        template = self._template(scope)
+        self.box.count(f"{method} {template}")
+        self.box.started()
+        try:
+            if self.latency or self.jitter:
+                await anyio.sleep(self.latency + random.uniform(0, self.jitter))
+            fault = self.box.take(method, scope["path"])
+            if fault is not None:
+                await fault.apply(self.app, scope, receive, send)
+                return
+            page = _page_param(scope) if method == "GET" else None
+            status: list[int] = []
+
+            async def watch(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status.append(message["status"])
+                await send(message)
+
+            await self.app(scope, receive, watch if page else send)
+            if page and status == [200]:
+                self.box.served_page(f"{template}?page={page}")
+        finally:
+            self.box.finished()
 
     def _template(self, scope: Scope) -> str:
         """The matched route's path template (so token values never become keys); else the raw path."""

@@ -69,19 +69,37 @@ def _server(app: Starlette, host: str, port: int, *, on_bound: Callable[[int], N
 
 
 def serve(
-    host: str = "127.0.0.1", port: int = 8765, db_path: str | Path | None = None, *, faults: bool = False
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    db_path: str | Path | None = None,
+    *,
+    faults: bool = False,
+    latency_ms: float = 0.0,
+    jitter_ms: float = 0.0,
+    token_ids: bool = False,
 ) -> None:
     """Run the sandbox API until interrupted; prints `CARTO sandbox API on http://HOST:PORT (db: PATH)` once bound.
 
     `db_path=None` is a throwaway in-memory store; pass `default_db_path()` to keep state between runs.
+    `faults=True` (`--instrument`) serves the test-only `/_sandbox/` routes, and says so loudly.
     """
-    app = create_app(db_path, faults=faults)
+    app = create_app(db_path, faults=faults, latency_ms=latency_ms, jitter_ms=jitter_ms, token_ids=token_ids)
     store: SandboxStore = app.state.store
     where = str(store.path) if store.path is not None else MEMORY
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
 
     def announce(bound: int) -> None:
-        print(f"CARTO sandbox API on http://{_url_host(host)}:{bound} (db: {where})", flush=True)
+        base = f"http://{_url_host(host)}:{bound}"
+        print(f"CARTO sandbox API on {base} (db: {where})", flush=True)
+        if latency_ms or jitter_ms:
+            print(f"  every request is delayed {latency_ms:g} ms (+ up to {jitter_ms:g} ms)", flush=True)
+        if faults:
+            print(
+                f"  WARNING: instrumented: {base}/_sandbox/ answers anyone, unauthenticated: request counts "
+                "(/_sandbox/requests, /_sandbox/stats), fault switches (/_sandbox/faults) and bearer rejection. "
+                "For test tools only.",
+                flush=True,
+            )
 
     _server(app, host, port, on_bound=announce).run()
 

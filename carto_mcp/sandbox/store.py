@@ -118,9 +118,11 @@ class SandboxStore:
     `close()`, so it works whether or not anything runs the ASGI lifespan.
     """
 
-    def __init__(self, path: str | Path | None = None, *, org_id: str = "ac_sandbox") -> None:
+    def __init__(self, path: str | Path | None = None, *, org_id: str = "ac_sandbox", token_ids: bool = False) -> None:
         self.path: Path | None = None if path is None or str(path) == MEMORY else Path(path).expanduser()
         self.org_id = org_id
+        #: Whether token objects carry an `id` of their own (`tok_<jti>`), as the CARTO CLI shows them.
+        self.token_ids = token_ids
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._key = b""
@@ -278,9 +280,9 @@ class SandboxStore:
             )
         return obj
 
-    @staticmethod
-    def _token_object(token: str, jti: str, fields: Mapping[str, Any], created_at: str) -> dict[str, Any]:
+    def _token_object(self, token: str, jti: str, fields: Mapping[str, Any], created_at: str) -> dict[str, Any]:
         return {
+            **({contract.TOKEN_ID: f"{contract.TOKEN_ID_PREFIX}{jti}"} if self.token_ids else {}),
             TOKEN_VALUE: token,
             NAME: fields.get(NAME) or f"{contract.GENERATED_NAME_PREFIX}{jti}",
             GRANTS: list(fields.get(GRANTS) or []),

@@ -152,12 +152,19 @@ class Connections:
         from carto_mcp.api import CartoClient
 
         options = {"per_page": self._per_page} if self._per_page else {}
-        return CartoClient(base_url=base_url, auth=auth, transport=transport, retry=self._retry, **options)
+        return CartoClient(
+            base_url=base_url,
+            auth=auth,
+            transport=transport,
+            retry=self._retry,
+            max_concurrency=self.settings.max_concurrency,
+            **options,
+        )
 
     def _connected(self, profile: ResolvedProfile, client: CartoClient) -> ProfileClient:
         from carto_mcp.credentials import Credentials
 
-        return ProfileClient(profile, Credentials(client))
+        return ProfileClient(profile, Credentials(client, cache_ttl=self.settings.cache_ttl))
 
     def _open_default(self) -> ProfileClient:
         from carto_mcp.api import StaticBearer

@@ -33,8 +33,12 @@ TOKEN_RULES = """\
 - all sources: `*` — everything on the connection, including future tables. Use sparingly.
 
 ## Referers
-- URLs the token may be used from. The browser's Referer usually ends in `/`: use
-  `https://myapp.com/`, not `https://myapp.com`. Full paths are often stripped by browsers.
+- URLs the token may be used from; the service compares each with the browser's Referer header.
+  Full paths are often stripped by browsers, so list sites, not pages.
+- CARTO's documents disagree on the trailing slash: the user manual says the header usually ends
+  in `/` and asks for it; CARTO's agent skills report that a referer stored with the slash makes
+  every tile fail with 403 "Unauthorized referer". When unsure, list both forms:
+  `https://myapp.com` and `https://myapp.com/`.
 
 ## Expiry
 - Optional; ISO date (`2027-01-01`), datetime, or shorthand `1d`, `2w`, `6m`, `1y`. It must be in
@@ -80,12 +84,14 @@ def least_privilege_map_token(
     connection: Annotated[str, Field(description="CARTO connection name")] = "carto_dw",
     days: Annotated[str, Field(description="Lifetime in days, e.g. 30")] = "30",
 ) -> str:
+    origin = site.rstrip("/")
     return (
         f"Create a least-privilege CARTO API Access Token for a public web map on {site} showing {source} "
         f"(connection {connection}).\n"
         f"1. Read the resource {RULES_URI}.\n"
         '2. Call create_token with dry_run=true, apis=["maps"] only, one grant '
-        f'{{"connection": "{connection}", "source": "{source}"}}, referers=["{site.rstrip("/")}/"] and '
+        f'{{"connection": "{connection}", "source": "{source}"}}, referers=["{origin}", "{origin}/"] (both '
+        "forms, since CARTO's documents disagree on the trailing slash) and "
         f'expiration_date="{days}d". Show me the normalized request and every warning.\n'
         "3. If I agree, call create_token again without dry_run and give me the token once; tell me to store it "
         "now, because it will not be shown again."

@@ -40,6 +40,13 @@ class Admin:
     def count(self, key: str) -> int:
         return self.counts().get(key, 0)
 
+    def stats(self) -> dict[str, Any]:
+        """Request counts, the peak of requests in flight, and how often each list page was served."""
+        response = self._http.get("/_sandbox/stats")
+        response.raise_for_status()
+        stats: dict[str, Any] = response.json()
+        return stats
+
     def reset(self) -> None:
         self._http.delete("/_sandbox/requests").raise_for_status()
 

@@ -190,13 +190,13 @@ async def test_resolve_token_lists_once_then_serves_from_the_index(sandbox: Runn
     jti = tokens[3].id
     admin.reset()
 
-    async with CartoClient(base_url=sandbox.url, auth=LOGIN, per_page=2) as api:
+    async with CartoClient(base_url=sandbox.url, auth=LOGIN, per_page=2, max_concurrency=1) as api:
         assert await api.resolve_token(jti) == created[3]
         walked = admin.count(LIST)
         assert await api.resolve_token(jti) == created[3]
         assert await api.resolve_token(tokens[0].id) == created[0]
 
-    assert walked == 2  # the 4th of 5 tokens is on page 2 of 3: the walk stops there
+    assert walked == 2  # one page at a time, the 4th of 5 tokens is on page 2 of 3: the walk stops there
     assert admin.count(LIST) == walked
 
 

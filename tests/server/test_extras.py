@@ -154,8 +154,9 @@ async def test_prompts_and_the_rules_resource_are_listed_and_readable(tmp_path: 
     assert {a.name for a in prompts["least_privilege_map_token"].arguments or []} >= {"source", "site"}
     assert resources == ["carto://rules/tokens"]
     text = rules.contents[0].text  # type: ignore[union-attr]
-    for rule in ("cannot be combined", "must contain a dot", "ends in `/`", "cannot be changed"):
+    for rule in ("cannot be combined", "must contain a dot", "list both forms", "cannot be changed"):
         assert rule in text
     map_text = public_map.messages[0].content.text  # type: ignore[union-attr]
-    assert 'apis=["maps"]' in map_text and "https://myapp.com/" in map_text and "dry_run" in map_text
+    assert 'apis=["maps"]' in map_text and "dry_run" in map_text
+    assert '["https://myapp.com", "https://myapp.com/"]' in map_text
     assert 'expiring_within="2w"' in rotate.messages[0].content.text  # type: ignore[union-attr]

@@ -409,7 +409,7 @@ async def test_dry_run_returns_the_normalized_request_and_creates_nothing(sandbo
     assert expiry.endswith("Z")
     when = datetime.strptime(expiry, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     assert abs(when - utc(14)) < timedelta(minutes=5)
-    assert any("trailing slash" in w for w in result["warnings"])
+    assert any("list both: 'https://myapp.com' and 'https://myapp.com/'" in w for w in result["warnings"])
     assert any("SQL API" in w for w in result["warnings"])
 
 

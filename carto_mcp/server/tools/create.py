@@ -50,7 +50,7 @@ async def create_token(
     """Create a CARTO API Access Token scoped to (connection, source) grants, allowed APIs, referers and an
     optional expiry. Returns the token value once. Use dry_run to check the request and its warnings
     first. Example: {"grants": [{"connection": "carto_dw", "source": "carto.shared.demo_table"}],
-    "apis": ["maps"], "referers": ["https://myapp.com/"], "expiration_date": "7d"}
+    "apis": ["maps"], "referers": ["https://myapp.com", "https://myapp.com/"], "expiration_date": "7d"}
     """
     request = build(
         TokenCreate, grants=grants, apis=apis, referers=referers, name=name, expiration_date=expiration_date

@@ -34,6 +34,13 @@ async def list_credentials(
     cursor: Annotated[
         Maybe[Annotated[str, Field(max_length=512)]], Field(description="next_cursor from the previous page.")
     ] = None,
+    fresh: Annotated[
+        bool,
+        Field(
+            description="Read CARTO now instead of a listing read in the last few seconds (this server's own "
+            "changes always show at once; set it to see a change made elsewhere just now)."
+        ),
+    ] = False,
     profile: ProfileArg = None,
 ) -> CredentialList:
     """List CARTO API Access Tokens and SPA/M2M OAuth clients as compact rows (secrets never shown). Use it
@@ -45,7 +52,7 @@ async def list_credentials(
     async def progress(seen: int, total: int | None) -> None:
         await ctx.report_progress(seen, total, f"read {seen} credentials" + (f" of {total}" if total else ""))
 
-    query = ListQuery(kind, text, expiring_within, expired, limit, cursor)
+    query = ListQuery(kind, text, expiring_within, expired, limit, cursor, fresh)
     return await state_of(ctx).credentials(profile).list_page(query, progress)
 
 
