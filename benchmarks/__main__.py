@@ -19,10 +19,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import chart, cold_start, concurrency, large_accounts, per_call
+from benchmarks import chart, cold_start, concurrency, large_accounts, latency, per_call
 from benchmarks._common import HERE, fmt, kill_all, rounded, table
 
-BENCHMARKS = {m.NAME: m for m in (cold_start, per_call, large_accounts, concurrency)}
+BENCHMARKS = {m.NAME: m for m in (cold_start, per_call, large_accounts, latency, concurrency)}
 RESULTS = HERE / "results.json"
 CHART = HERE / "results.png"
 

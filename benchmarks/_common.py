@@ -175,11 +175,11 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def rss_mib(pid: int) -> float | None:
-    """Resident set size of a live process in MiB, from /proc (Linux only)."""
+def rss_mib(pid: int, field: str = "VmRSS") -> float | None:
+    """Resident set size of a live process in MiB, from /proc (Linux only); `VmHWM` is its peak so far."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         return None
@@ -227,9 +227,12 @@ def wait_http(
         time.sleep(0.05)
 
 
-def start_sandbox_process(db: Path, *, seed: int = 0, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_sandbox_process(
+    db: Path, *, seed: int = 0, log: Path, spread: str = "mixed", latency_ms: float = 0.0
+) -> tuple[subprocess.Popen[bytes], str]:
     """The sandbox API in its own process (seeded first), so it shares no GIL with what is measured."""
-    command = [PYTHON, "-m", "benchmarks.sandbox_server", "--db", str(db), "--seed", str(seed)]
+    command = [PYTHON, "-m", "benchmarks.sandbox_server", "--db", str(db), "--seed", str(seed), "--spread", spread]
+    command += ["--latency-ms", str(latency_ms)]
     with log.open("wb") as err:
         process = spawn(command, env=child_env(), stdout=subprocess.PIPE, stderr=err)
     assert process.stdout is not None

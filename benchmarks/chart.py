@@ -23,6 +23,7 @@ def draw(results: dict[str, Any], path: Path) -> str:
             ("cold_start", _cold_start),
             ("per_call", _per_call),
             ("large_accounts", _large_accounts),
+            ("latency", _latency),
             ("concurrency", _concurrency),
         )
         if name in results and "error" not in results[name]
@@ -96,6 +97,24 @@ def _large_accounts(ax: Any, result: dict[str, Any]) -> None:
     ax.set_ylabel("ms per 1k tokens", fontsize=8)
     ax.set_title("Large accounts: cost per 1k tokens (flat = linear)", fontsize=9)
     ax.legend(fontsize=6)
+
+
+def _latency(ax: Any, result: dict[str, Any]) -> None:
+    cases = result["cases"]
+    names = list(cases)
+    x = range(len(names))
+    for offset, key, label, color in (
+        (-0.27, "sequential_s", "sequential (1)", "#dd8452"),
+        (0.0, "concurrent_s", "concurrent (8)", "#4c72b0"),
+    ):
+        med = [cases[n][key]["median"] for n in names]
+        ax.bar([i + offset for i in x], med, 0.27, label=label, color=color)
+    ax.bar([i + 0.27 for i in x], [cases[n]["ideal_s"] for n in names], 0.27, label="ideal", color="#55a868")
+    ax.set_xticks(list(x), [n.replace(" (", "\n(").replace(", ", ",\n") for n in names], fontsize=6)
+    ax.set_ylabel("seconds", fontsize=8)
+    ms = result["params"]["latency_ms"]
+    ax.set_title(f"{result['params']['tokens']:,} tokens at {ms:g} ms per request", fontsize=9)
+    ax.legend(fontsize=7)
 
 
 def _concurrency(ax: Any, result: dict[str, Any]) -> None:

@@ -3,9 +3,10 @@
 The sandbox runs in its own process (seeded with expiries spread so `expiring_within="7d"`
 matches 2 tokens in 7), so the in-process measurements — wall time, and tracemalloc peak in a
 separate pass, since tracing slows everything — cover only the MCP server and its in-memory
-client: `build_server(Settings(profile=ProfileInputs(token="x", base_url=url)))` driven
-by `mcp.Client(server)`. Each case is compared with fetching the same pages (counted by the
-sandbox's request counter) raw with httpx2 and decoding them, interleaved with it.
+client: `build_server(Settings(profile=ProfileInputs(token="x", base_url=url), cache_ttl=0))`
+driven by `mcp.Client(server)`, with the listing cache off so every call walks. Each case is
+compared with fetching the same pages (counted by the sandbox's request counter) raw with
+httpx2 and decoding them, interleaved with it.
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def build(url: str) -> Any:
     from carto_mcp.profiles import ProfileInputs
     from carto_mcp.server.app import build_server
 
-    return build_server(Settings(profile=ProfileInputs(token="x", base_url=url)), environ={})
+    # The listing cache off: every call here must walk, or the comparison with raw pages means nothing.
+    return build_server(Settings(profile=ProfileInputs(token="x", base_url=url), cache_ttl=0), environ={})
 
 
 async def timed(call: Callable[[], Awaitable[Any]], checks: list[float] | None = None) -> tuple[float, Any]:
@@ -234,7 +236,7 @@ async def measure_size(url: str, size: int, repeats: int, profile: bool = False)
                         lambda: client.call_tool("get_credential", {"kind": "token", "id": first_id})
                     )
                     break
-                raw_first = {TOKENS_PAGES: -(-size // PER_PAGE), TOKEN_GET: 1}
+                raw_first = {TOKENS_PAGES: -(-size // PER_PAGE)}
                 if rep % 2:
                     elapsed, _ = await timed(lambda plan=raw_first: account.raw(plan, account.last))
                     resolution["raw_first_s"].append(elapsed)
@@ -254,6 +256,8 @@ async def measure_size(url: str, size: int, repeats: int, profile: bool = False)
                 after = await account.counts()
                 resolution["first_requests"] = _delta(middle, before)
                 resolution["second_requests"] = _delta(after, middle)
+                if resolution["first_requests"] != raw_first:
+                    raise RuntimeError(f"the raw side would not send what the call did: {resolution['first_requests']}")
                 if rep % 2 == 0:
                     elapsed, _ = await timed(lambda plan=raw_first: account.raw(plan, account.last))
                     resolution["raw_first_s"].append(elapsed)
@@ -261,7 +265,7 @@ async def measure_size(url: str, size: int, repeats: int, profile: bool = False)
                 resolution["raw_second_s"].append(elapsed)
         resolution["result_bytes"] = _bytes(result)[0]
         resolution["raw_first_peak_bytes"] = await traced(
-            lambda: account.raw({TOKENS_PAGES: -(-size // PER_PAGE), TOKEN_GET: 1}, account.last)
+            lambda: account.raw({TOKENS_PAGES: -(-size // PER_PAGE)}, account.last)
         )
         out["resolution"] = resolution
     return out

@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from carto_mcp import __version__
-from carto_mcp.config import Settings, add_credential_flags, settings_from
+from carto_mcp.config import (
+    ENV_CACHE_TTL,
+    ENV_MAX_CONCURRENCY,
+    Settings,
+    add_credential_flags,
+    add_tuning_flags,
+    settings_from,
+)
 from carto_mcp.errors import CartoError
 
 __all__ = ["Check", "DoctorReport", "add_doctor_parser", "diagnose", "run_doctor"]
@@ -107,6 +114,7 @@ def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.add_argument("--offline", action="store_true", help="make no network call")
     add_credential_flags(parser)
+    add_tuning_flags(parser)
     return parser
 
 
@@ -132,13 +140,17 @@ def diagnose(args: argparse.Namespace, environ: Mapping[str, str]) -> DoctorRepo
     try:
         settings = settings_from(args, environ)
     except CartoError as exc:
-        checks.append(
-            Check(
-                _SETTING_CHECKS.get(getattr(exc, "field", None) or "", "settings"), "fail", exc.message, exc.fix or ""
-            )
+        name = _SETTING_CHECKS.get(getattr(exc, "field", None) or "", "settings")
+        checks.append(Check(name, "fail", exc.message, exc.fix or ""))
+        # The rest of the report is made without the setting that could not be used.
+        settings = settings_from(
+            argparse.Namespace(**{**vars(args), "client_secret_file": None}),
+            {k: v for k, v in environ.items() if k not in (ENV_MAX_CONCURRENCY, ENV_CACHE_TTL)},
         )
-        # The rest of the report is made without the flag that could not be used.
-        settings = settings_from(argparse.Namespace(**{**vars(args), "client_secret_file": None}), environ)
+        if name != "large accounts":
+            checks.append(_walk_check(settings))
+    else:
+        checks.append(_walk_check(settings))
     report, latency = anyio.run(_check_connections, settings, environ, bool(getattr(args, "offline", False)))
     checks.extend(report.checks)
     return DoctorReport(
@@ -147,7 +159,16 @@ def diagnose(args: argparse.Namespace, environ: Mapping[str, str]) -> DoctorRepo
 
 
 #: Which check reports a settings problem, by the flag it names.
-_SETTING_CHECKS = {"client_secret_file": "client secret"}
+_SETTING_CHECKS = {
+    "client_secret_file": "client secret",
+    ENV_MAX_CONCURRENCY.lower(): "large accounts",
+    ENV_CACHE_TTL.lower(): "large accounts",
+}
+
+
+def _walk_check(settings: Settings) -> Check:
+    cache = f"listings reused for {settings.cache_ttl:g} s" if settings.cache_ttl else "listing cache off"
+    return Check("large accounts", "ok", f"page walks: up to {settings.max_concurrency} requests at once; {cache}")
 
 
 async def _check_connections(

@@ -364,3 +364,41 @@ def test_a_login_profile_is_checked_online_as_serve_uses_it(
         code, out, err = doctor([], environ, capsys)
     assert code == 0
     assert_no_secret(out + err)
+
+
+# --- large-account settings ----------------------------------------------------------------------
+
+
+def test_the_walk_settings_are_reported_from_flags_and_variables(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """doctor takes --max-concurrency / --cache-ttl as serve does and says what a walk will do."""
+    environ = {"HOME": str(home), "CARTO_API_TOKEN": ENV_TOKEN, "CARTO_MCP_BASE_URL": "https://api.example.test"}
+    _, default, _ = doctor_json(["--offline"], environ, capsys)
+    _, tuned, _ = doctor_json(["--offline", "--max-concurrency", "4"], {**environ, "CARTO_MCP_CACHE_TTL": "0"}, capsys)
+
+    assert check(default, "large accounts") == {
+        "name": "large accounts",
+        "status": "ok",
+        "detail": "page walks: up to 8 requests at once; listings reused for 30 s",
+        "fix": "",
+    }
+    assert check(tuned, "large accounts")["detail"] == "page walks: up to 4 requests at once; listing cache off"
+
+
+def test_a_bad_walk_variable_fails_its_check_and_the_rest_is_still_reported(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environ = {
+        "HOME": str(home),
+        "CARTO_API_TOKEN": ENV_TOKEN,
+        "CARTO_MCP_BASE_URL": "https://api.example.test",
+        "CARTO_MCP_MAX_CONCURRENCY": "lots",
+    }
+    code, report, _ = doctor_json(["--offline"], environ, capsys)
+
+    walk = check(report, "large accounts")
+    assert code == 1 and walk["status"] == "fail"
+    assert walk["detail"] == "CARTO_MCP_MAX_CONCURRENCY: 'lots' is not a whole number"
+    assert "CARTO_MCP_MAX_CONCURRENCY" in walk["fix"]
+    assert report["profile"]["source"] == "env"

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 import httpx2 as httpx
@@ -43,6 +43,7 @@ if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport t
     from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found, unused-ignore]
 
 PageHook = Callable[[int, int | None], Awaitable[None]]
+_Item = TypeVar("_Item")
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0, pool=5.0)
 _TOKEN_LIST = TypeAdapter(list[Token])
@@ -116,8 +117,9 @@ class CartoClient:
         self, *, start_page: int = 1, on_page: PageHook | None = None
     ) -> AsyncGenerator[list[Token], None]:
         """Yield the caller's tokens page by page (contract: A paging), indexing every id seen."""
-        async for rows in self._pages(contract.TOKENS_PATH, {}, start_page, on_page, "token list"):
-            tokens = self._parse_tokens(rows)
+        async for tokens in self._pages(
+            contract.TOKENS_PATH, {}, start_page, on_page, "token list", self._parse_tokens
+        ):
             self._index.add_all(tokens)
             yield tokens
 
@@ -169,27 +171,38 @@ class CartoClient:
             self._index.discard(token)
 
     async def resolve_token(self, ident: str) -> str:
-        """Turn a short id (jti or hash prefix) or a full token value into the token value.
-
-        Served from the index while it is fresh; a miss walks the list once and refreshes it.
-        """
+        """Turn a short id (own id, jti or hash prefix) or a full token value into the token value."""
         ident = ident.strip()
         if looks_like_token(ident):
             return ident
-        found = self._index.get(ident)
-        if found is None:
-            # Walk until the id shows up: one page of memory, and half the pages on average.
-            async for page in self.token_pages():
-                if any(ident in t.ids for t in page):
-                    found = self._index.get(ident)
-                    break
-        if found is None:
-            raise errors.NotFound(
-                f"No token with id '{ident}' for profile '{self.profile_name}'. Call list_credentials "
-                "(kind 'token') to see the ids; CARTO shows each user or M2M client only the tokens it created.",
-                status_code=404,
-            )
-        return found
+        return self._index.get(ident) or (await self._walk_to(ident)).token
+
+    async def find_token(self, ident: str) -> Token:
+        """The token an id or full value names, as CARTO has it now.
+
+        A full value, or an id already in the index, is looked up (one request, which also
+        tells whether it still exists). An unknown id walks the list until it shows up, and
+        the object that walk just read is the answer: looking it up again would only repeat it.
+        """
+        ident = ident.strip()
+        if looks_like_token(ident):
+            return await self.get_token(ident)
+        known = self._index.get(ident)
+        if known is not None:
+            return await self.get_token(known)
+        return await self._walk_to(ident)
+
+    async def _walk_to(self, ident: str) -> Token:
+        """Walk until the id shows up: one round of pages in memory, and half the pages on average."""
+        async for page in self.token_pages():
+            for token in page:
+                if ident in token.ids:
+                    return token
+        raise errors.NotFound(
+            f"No token with id '{ident}' for profile '{self.profile_name}'. Call list_credentials "
+            "(kind 'token') to see the ids; CARTO shows each user or M2M client only the tokens it created.",
+            status_code=404,
+        )
 
     # --- OAuth clients (contract: A) ---------------------------------------------------
 
@@ -198,8 +211,10 @@ class CartoClient:
     ) -> AsyncIterator[list[OAuthClient]]:
         params: dict[str, str] = {contract.OAUTH_TYPE_PARAM: kind} if kind else {}
         try:
-            async for rows in self._pages(contract.OAUTH_CLIENTS_PATH, params, start_page, on_page, "client list"):
-                yield [self._parse_client(r, "client list") for r in rows]
+            async for clients in self._pages(
+                contract.OAUTH_CLIENTS_PATH, params, start_page, on_page, "client list", self._parse_clients
+            ):
+                yield clients
         except errors.ApiError as exc:
             if exc.status_code in (404, 405):
                 raise self._oauth_unavailable(exc) from exc
@@ -238,25 +253,34 @@ class CartoClient:
     # --- plumbing ----------------------------------------------------------------------
 
     async def _pages(
-        self, path: str, params: dict[str, str], start_page: int, on_page: PageHook | None, what: str
-    ) -> AsyncIterator[list[Any]]:
-        """Every page from `start_page` on, in order.
+        self,
+        path: str,
+        params: dict[str, str],
+        start_page: int,
+        on_page: PageHook | None,
+        what: str,
+        parse: Callable[[list[Any]], list[_Item]],
+    ) -> AsyncIterator[list[_Item]]:
+        """Every page from `start_page` on, parsed, in order.
 
         Once the first page says how many rows there are in all, the remaining pages are
-        fetched `max_concurrency` at a time (fewer after a 429), each exactly once, and handed
-        out in order; a consumer that stops early stops the walk after the batch in flight.
-        Without a total, pages follow one another until a short one.
+        fetched in rounds, `max_concurrency` requests in flight at any moment (halved at every
+        429), each page exactly once, and handed out in order. A round is one window's worth
+        of pages at first and doubles each time (up to `_MAX_CHUNK_WINDOWS` windows), so a
+        consumer that stops early (an id found, a page of rows full) has cost at most about as
+        many pages again as it read. Each page is parsed in its own fetch, overlapping the wait
+        for the others. Without a total, pages follow one another until a short one.
         """
         seen = 0
 
-        async def hand_out(got: _Page) -> None:
+        async def hand_out(got: _Page[_Item]) -> None:
             nonlocal seen
             seen += len(got.rows)
             if on_page is not None:
                 await on_page(seen, got.total)
 
         page = start_page
-        got = await self._page(path, params, page, what)
+        got = await self._page(path, params, page, what, parse)
         await hand_out(got)
         yield got.rows
         if not got.rows or not got.enveloped:
@@ -264,7 +288,7 @@ class CartoClient:
         if got.total is None:
             while len(got.rows) >= self.per_page:
                 page += 1
-                got = await self._page(path, params, page, what)
+                got = await self._page(path, params, page, what, parse)
                 await hand_out(got)
                 yield got.rows
                 if not got.rows:
@@ -272,13 +296,12 @@ class CartoClient:
             return
         size = len(got.rows)  # the service may cap per_page below what was asked: count in its pages
         last_page = -(-got.total // size)
-        limit = self.max_concurrency
+        window = _Window(self.max_concurrency, self)
+        chunk = self.max_concurrency
         while page < last_page:
-            batch = list(range(page + 1, min(page + limit, last_page) + 1))
-            throttled = self.rate_limited
-            pages = await self._batch(path, params, batch, what)
-            if self.rate_limited > throttled:
-                limit = max(1, limit // 2)  # the service pushed back: ask for less at once
+            pages = await self._batch(
+                path, params, range(page + 1, min(page + chunk, last_page) + 1), what, parse, window
+            )
             for got in pages:
                 page += 1
                 await hand_out(got)
@@ -287,8 +310,13 @@ class CartoClient:
                     return  # the list shrank under us: nothing further
             if got.total is not None and got.total > last_page * size:
                 last_page = -(-got.total // size)  # it grew meanwhile: follow it
+            # The further a walk has gone, the less likely it stops soon: fetch more per round,
+            # so fewer rounds end waiting on their slowest page.
+            chunk = min(chunk * 2, self.max_concurrency * _MAX_CHUNK_WINDOWS)
 
-    async def _page(self, path: str, params: dict[str, str], page: int, what: str) -> _Page:
+    async def _page(
+        self, path: str, params: dict[str, str], page: int, what: str, parse: Callable[[list[Any]], list[_Item]]
+    ) -> _Page[_Item]:
         query = {**params, contract.PAGE_PARAM: str(page), contract.PER_PAGE_PARAM: str(self.per_page)}
         body = await self._request("GET", path, params=query, what=what)
         parsed = contract.list_items(body)
@@ -297,14 +325,27 @@ class CartoClient:
                 f"CARTO answered the {what} with an unexpected shape (expected {{'data': [...]}}) at GET {path}."
             )
         rows, total = parsed
-        return _Page(rows, total if isinstance(body, dict) else None, isinstance(body, dict))
+        return _Page(parse(rows), total if isinstance(body, dict) else None, isinstance(body, dict))
 
-    async def _batch(self, path: str, params: dict[str, str], pages: list[int], what: str) -> list[_Page]:
-        """These pages at once, in the order asked; the first failure ends the batch (and is raised)."""
-        got: dict[int, _Page] = {}
+    async def _batch(
+        self,
+        path: str,
+        params: dict[str, str],
+        pages: range,
+        what: str,
+        parse: Callable[[list[Any]], list[_Item]],
+        window: _Window,
+    ) -> list[_Page[_Item]]:
+        """These pages, `window` of them in flight at any moment, in the order asked.
+
+        The first failure ends the batch and is raised as itself (not as an exception group).
+        """
+        got: dict[int, _Page[_Item]] = {}
 
         async def fetch(page: int) -> None:
-            got[page] = await self._page(path, params, page, what)
+            async with window.limiter:
+                got[page] = await self._page(path, params, page, what, parse)
+            window.after_request()
 
         try:
             async with anyio.create_task_group() as group:
@@ -323,6 +364,9 @@ class CartoClient:
             method=exc.method,
             url=exc.url,
         )
+
+    def _parse_clients(self, rows: list[Any]) -> list[OAuthClient]:
+        return [self._parse_client(r, "client list") for r in rows]
 
     def _parse_tokens(self, rows: list[Any]) -> list[Token]:
         """A whole page in one validation call (a 10,000-token walk parses 100 pages)."""
@@ -429,9 +473,27 @@ class CartoClient:
         return wait if time.monotonic() + wait < deadline else None
 
 
+#: A round of a walk fetches at most this many windows' worth of pages (bounding memory, and waste on early stop).
+_MAX_CHUNK_WINDOWS = 8
+
+
+class _Window:
+    """How many page requests of one walk may be in flight: the setting, halved at every new 429."""
+
+    def __init__(self, size: int, client: CartoClient) -> None:
+        self.limiter = anyio.CapacityLimiter(size)
+        self._client = client
+        self._seen = client.rate_limited
+
+    def after_request(self) -> None:
+        if self._client.rate_limited > self._seen:
+            self._seen = self._client.rate_limited
+            self.limiter.total_tokens = max(1, int(self.limiter.total_tokens) // 2)
+
+
 @dataclass(frozen=True)
-class _Page:
-    rows: list[Any]
+class _Page(Generic[_Item]):
+    rows: list[_Item]
     total: int | None
     #: Whether the reply was an envelope: a bare array is the whole list.
     enveloped: bool

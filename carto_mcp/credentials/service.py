@@ -85,7 +85,7 @@ class Credentials:
 
     async def token(self, ident: str) -> Token:
         """A token by short id or full value."""
-        return await self.api.get_token(await self.api.resolve_token(ident))
+        return await self.api.find_token(ident)
 
     async def client(self, kind: ClientKind, client_id: str) -> OAuthClient:
         """A client, checked to be of the kind asked for (an M2M id passed as spa is a mistake)."""

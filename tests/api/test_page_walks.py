@@ -104,10 +104,12 @@ async def test_an_id_is_found_with_early_stop(slow: RunningSandbox, slow_admin: 
     slow_admin.reset()
 
     async with walk_client(slow, 2) as api:
-        value = await api.resolve_token(jti)
+        found = await api.find_token(jti)
 
-    assert value == in_store_order(slow)[5]
-    assert slow_admin.stats()["pages_served"] == {f"/v3/tokens?page={page}": 1 for page in (1, 2, 3)}
+    stats = slow_admin.stats()
+    assert found.token == in_store_order(slow)[5]
+    assert stats["pages_served"] == {f"/v3/tokens?page={page}": 1 for page in (1, 2, 3)}
+    assert stats["requests"] == {"GET /v3/tokens": 3}  # the walk read the token: no lookup after it
 
 
 async def test_a_page_refused_mid_batch_is_one_clear_error_not_a_group(slow: RunningSandbox, slow_admin: Admin) -> None:
