@@ -31,6 +31,7 @@ from carto_mcp.config import (
 from carto_mcp.doctor import add_doctor_parser, run_doctor
 from carto_mcp.errors import CartoError
 from carto_mcp.install import add_install_parser, run_install
+from carto_mcp.policy_cli import add_policy_parser, run_policy
 
 EPILOG_MAIN = """\
 examples:
@@ -42,6 +43,7 @@ examples:
   carto-mcp sandbox --port 8765                  # the sandbox API over HTTP, for curl
   carto-mcp doctor                               # which credentials win, and does the API answer?
   carto-mcp install claude-desktop --read-only   # add the server to a client's config
+  carto-mcp policy check policy.toml             # validate a policy file before `serve --policy`
 
 Credentials are found as the CARTO CLI finds them: --token > CARTO_API_TOKEN >
 CARTO_M2M_CLIENT_ID/CARTO_M2M_CLIENT_SECRET > ~/.carto_credentials.json (--profile > CARTO_PROFILE >
@@ -143,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_doctor_parser(sub)
     add_install_parser(sub)
+    add_policy_parser(sub)
     return parser
 
 
@@ -314,6 +317,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return run_doctor(args, environ)
         if args.command == "install":
             return run_install(args, environ)
+        if args.command == "policy":
+            return run_policy(args, environ)
     except CartoError as exc:
         print(f"carto-mcp: {exc}", file=sys.stderr)
         return 1

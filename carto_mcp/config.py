@@ -12,10 +12,13 @@ import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from carto_mcp.errors import InputError
 from carto_mcp.profiles import ProfileInputs
+
+if TYPE_CHECKING:
+    from carto_mcp.policy_file import ActivePolicy
 
 __all__ = [
     "ENV_ALLOWED_HOSTS",
@@ -26,6 +29,7 @@ __all__ = [
     "ENV_CONFIRM_KEY",
     "ENV_EXCLUDE_TOOLS",
     "ENV_MAX_CONCURRENCY",
+    "ENV_POLICY",
     "ENV_PROFILES",
     "ENV_READ_ONLY",
     "ENV_SANDBOX",
@@ -65,6 +69,7 @@ ENV_AUTH_URL = "CARTO_MCP_AUTH_URL"
 ENV_AUTH_TOKEN = "CARTO_MCP_AUTH_TOKEN"
 ENV_ALLOWED_HOSTS = "CARTO_MCP_ALLOWED_HOSTS"
 ENV_MAX_CONCURRENCY = "CARTO_MCP_MAX_CONCURRENCY"
+ENV_POLICY = "CARTO_MCP_POLICY"
 ENV_CACHE_TTL = "CARTO_MCP_CACHE_TTL"
 
 #: Page requests in flight at once during a walk, unless --max-concurrency says otherwise.
@@ -101,6 +106,8 @@ class Settings:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     #: Seconds a full listing is reused (0: never reused).
     cache_ttl: float = DEFAULT_CACHE_TTL
+    #: The organization's rules for what may be created (--policy), checked before any request.
+    policy: ActivePolicy | None = None
 
 
 def truthy(value: str | None) -> bool:
@@ -165,6 +172,13 @@ def add_safety_flags(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--audit-log", type=Path, help=f"append one JSON line per mutating call to this file ({ENV_AUDIT_LOG})"
+    )
+    g.add_argument(
+        "--policy",
+        type=Path,
+        help=f"TOML file of rules for what may be created (APIs, connections, grant kinds, expiry, referers, "
+        f"client URLs, hourly limits), enforced before any request reaches CARTO ({ENV_POLICY}); "
+        "`carto-mcp policy check FILE` validates one",
     )
 
 
@@ -299,6 +313,7 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         sandbox_db = default_db_path(environ)
     key = environ.get(ENV_CONFIRM_KEY)
     return Settings(
+        policy=_policy(_as_path(flag("policy")), environ.get(ENV_POLICY)),
         profile=ProfileInputs(
             token=_str(flag("token")),
             profile=_str(flag("profile")),
@@ -323,6 +338,15 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         or DEFAULT_MAX_CONCURRENCY,
         cache_ttl=_first_number(flag("cache_ttl"), _from_env(environ, ENV_CACHE_TTL, seconds), DEFAULT_CACHE_TTL),
     )
+
+
+def _policy(flag: Path | None, env: str | None) -> ActivePolicy | None:
+    """The policy a flag or the environment names, read and checked now: a bad file stops the run."""
+    if flag is None and not (env or "").strip():
+        return None
+    from carto_mcp.policy_file import load_policy  # only a run with a policy reads TOML
+
+    return load_policy(flag, "--policy") if flag is not None else load_policy(Path(str(env).strip()), ENV_POLICY)
 
 
 def _int(value: object) -> int | None:

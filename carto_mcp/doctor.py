@@ -28,6 +28,7 @@ from carto_mcp import __version__
 from carto_mcp.config import (
     ENV_CACHE_TTL,
     ENV_MAX_CONCURRENCY,
+    ENV_POLICY,
     Settings,
     add_credential_flags,
     add_tuning_flags,
@@ -115,6 +116,7 @@ def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--offline", action="store_true", help="make no network call")
     add_credential_flags(parser)
     add_tuning_flags(parser)
+    parser.add_argument("--policy", type=Path, help=f"the policy file serve is given ({ENV_POLICY}): checked and shown")
     return parser
 
 
@@ -142,15 +144,14 @@ def diagnose(args: argparse.Namespace, environ: Mapping[str, str]) -> DoctorRepo
     except CartoError as exc:
         name = _SETTING_CHECKS.get(getattr(exc, "field", None) or "", "settings")
         checks.append(Check(name, "fail", exc.message, exc.fix or ""))
-        # The rest of the report is made without the setting that could not be used.
+        # The rest of the report is made without the settings that could not be used.
         settings = settings_from(
-            argparse.Namespace(**{**vars(args), "client_secret_file": None}),
-            {k: v for k, v in environ.items() if k not in (ENV_MAX_CONCURRENCY, ENV_CACHE_TTL)},
+            argparse.Namespace(**{**vars(args), "client_secret_file": None, "policy": None}),
+            {k: v for k, v in environ.items() if k not in (ENV_MAX_CONCURRENCY, ENV_CACHE_TTL, ENV_POLICY)},
         )
-        if name != "large accounts":
-            checks.append(_walk_check(settings))
+        checks += [check for check in (_walk_check(settings), _policy_check(settings)) if check.name != name]
     else:
-        checks.append(_walk_check(settings))
+        checks += [_walk_check(settings), _policy_check(settings)]
     report, latency = anyio.run(_check_connections, settings, environ, bool(getattr(args, "offline", False)))
     checks.extend(report.checks)
     return DoctorReport(
@@ -163,7 +164,14 @@ _SETTING_CHECKS = {
     "client_secret_file": "client secret",
     ENV_MAX_CONCURRENCY.lower(): "large accounts",
     ENV_CACHE_TTL.lower(): "large accounts",
+    "policy": "policy",
 }
+
+
+def _policy_check(settings: Settings) -> Check:
+    if settings.policy is None:
+        return Check("policy", "ok", f"none: no --policy or {ENV_POLICY}; CARTO's own rules only")
+    return Check("policy", "ok", settings.policy.summary())
 
 
 def _walk_check(settings: Settings) -> Check:

@@ -13,7 +13,9 @@
     ├── BadResponse                 a 2xx whose body is not the expected JSON shape
     ├── ProfileError                no usable credentials: file, profile or token problems
     ├── InputError                  arguments, flags or settings that cannot be used
-    │   └── RuleError               an option-table rule refused a value (also a ValueError)
+    │   ├── RuleError               an option-table rule refused a value (also a ValueError)
+    │   └── PolicyError             a policy file that cannot be used (names the line)
+    ├── PolicyRefused               the organization's policy refuses this request
     └── InstallError                an MCP client's config file cannot be changed
 
 Every message says what happened and where; `fix`, when known, says what to do next, so
@@ -35,6 +37,8 @@ __all__ = [
     "NotFound",
     "OutcomeUnknown",
     "PermissionDenied",
+    "PolicyError",
+    "PolicyRefused",
     "ProfileError",
     "RateLimited",
     "RuleError",
@@ -170,6 +174,28 @@ class InputError(CartoError):
 
 class RuleError(InputError, ValueError):
     """Raised when a value breaks an option-table rule; a ValueError too, so pydantic validators can raise it."""
+
+
+class PolicyError(InputError):
+    """Raised when a policy file cannot be read or breaks its schema; the message names the line.
+
+    `problems` lists each problem on its own (`FILE:LINE: what is wrong`), in line order.
+    """
+
+    def __init__(self, message: str, *, problems: tuple[str, ...] = (), fix: str | None = None) -> None:
+        super().__init__(message, field="policy", fix=fix)
+        self.problems = problems or (message,)
+
+
+class PolicyRefused(CartoError):
+    """Raised when the active policy refuses a request, before anything reaches CARTO.
+
+    `rules` names every rule the request breaks, so an agent can correct all of them at once.
+    """
+
+    def __init__(self, message: str, *, rules: tuple[str, ...], fix: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.rules = rules
 
 
 class InstallError(CartoError):

@@ -6,6 +6,7 @@ Depends on `carto_mcp.api` and `carto_mcp.models` only; `carto_mcp.server` is it
 from __future__ import annotations
 
 from carto_mcp.credentials.changes import Plan, client_change, the_change, token_change
+from carto_mcp.credentials.guard import Guard
 from carto_mcp.credentials.listing import ListQuery, Progress
 from carto_mcp.credentials.rotation import replacement, same_lifetime
 from carto_mcp.credentials.secrets import SecretFile, env_name
@@ -14,6 +15,7 @@ from carto_mcp.credentials.service import M2M_VARIABLES, Credentials, Rotation
 __all__ = [
     "M2M_VARIABLES",
     "Credentials",
+    "Guard",
     "ListQuery",
     "Plan",
     "Progress",

@@ -22,7 +22,16 @@ from carto_mcp.models.tokens import Grant, TokenState, TokenUpdate
 from carto_mcp.models.validation import build
 from carto_mcp.models.wire import OAuthClient, Token
 
-__all__ = ["Plan", "client_change", "client_plan", "revoke_plan", "the_change", "token_change", "token_plan"]
+__all__ = [
+    "Plan",
+    "client_change",
+    "client_plan",
+    "client_urls",
+    "revoke_plan",
+    "the_change",
+    "token_change",
+    "token_plan",
+]
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,10 @@ class Plan:
     body: Mapping[str, Any] = field(default_factory=dict)
     losses: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: A token as the change would leave it (what the policy checks; not part of the binding).
+    state: TokenState | None = None
+    #: A client's URLs as the change would leave them, as (field, URL) pairs.
+    urls: tuple[tuple[str, str], ...] = ()
 
     def binding(self) -> str:
         """The change a confirmation code is bound to ("" for a revoke, which has no body)."""
@@ -147,11 +160,14 @@ def token_plan(change: TokenUpdate, token: Token) -> Plan:
         after.patch_body(before),
         tuple(before.losses(after)),
         tuple(after.warnings()),
+        state=after,
     )
 
 
 def client_plan(kind: CredentialKind, change: OAuthClientUpdate, client: OAuthClient) -> Plan:
     current = client.model_dump()
+    wanted = change.model_dump(exclude_none=True)
+    after = {name: wanted.get(name, current.get(name)) for name in URL_FIELDS}
     return Plan(
         kind,
         client.client_id,
@@ -159,4 +175,19 @@ def client_plan(kind: CredentialKind, change: OAuthClientUpdate, client: OAuthCl
         client.client_id,
         change.changes(current),
         tuple(change.losses(current)),
+        urls=tuple(client_urls(after)),
     )
+
+
+#: An OAuth client's URL fields (the ones the policy's URL rules look at).
+URL_FIELDS = ("login_uri", "callbacks", "logout_urls", "web_origins", "allowed_origins")
+
+
+def client_urls(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, URL) for every URL in a client's fields, whether a field holds one URL or a list."""
+    out: list[tuple[str, str]] = []
+    for field_name in URL_FIELDS:
+        value = fields.get(field_name)
+        for url in [value] if isinstance(value, str) else value or []:
+            out.append((field_name, url))
+    return out

@@ -7,15 +7,16 @@ happens here, so it can be used and tested without a server.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
 from carto_mcp.api import CartoClient
 from carto_mcp.config import DEFAULT_CACHE_TTL
 from carto_mcp.credentials.cache import ListingCache
-from carto_mcp.credentials.changes import Plan, client_plan, revoke_plan, token_plan
+from carto_mcp.credentials.changes import Plan, client_plan, client_urls, revoke_plan, token_plan
 from carto_mcp.credentials.events import announce_created
+from carto_mcp.credentials.guard import Guard
 from carto_mcp.credentials.listing import ListQuery, Progress, list_page
 from carto_mcp.credentials.recovery import matching_clients, matching_tokens
 from carto_mcp.credentials.secrets import SecretFile
@@ -31,6 +32,7 @@ from carto_mcp.errors import (
 from carto_mcp.masking import looks_like_client_secret, looks_like_token, mask
 from carto_mcp.models.kinds import ClientKind, CredentialKind
 from carto_mcp.models.oauth_clients import M2MCreate, OAuthClientUpdate, SpaCreate
+from carto_mcp.models.policy import TokenFacts
 from carto_mcp.models.results import (
     ClientCreated,
     ClientDetail,
@@ -62,10 +64,12 @@ class Rotation:
 class Credentials:
     """The credential operations of one profile."""
 
-    def __init__(self, api: CartoClient, *, cache_ttl: float = DEFAULT_CACHE_TTL) -> None:
+    def __init__(self, api: CartoClient, *, cache_ttl: float = DEFAULT_CACHE_TTL, guard: Guard | None = None) -> None:
         self.api = api
         #: Whole listings read in the last `cache_ttl` seconds; every change below clears it.
         self.cache = ListingCache(cache_ttl)
+        #: The active policy for this profile: every change below asks it first.
+        self.guard = guard or Guard(None)
 
     @property
     def profile_name(self) -> str:
@@ -122,6 +126,8 @@ class Credentials:
 
     async def create_token(self, request: TokenCreate, secret: SecretFile | None = None) -> TokenCreated:
         warnings = list(request.warnings)
+        warnings += self.guard.enforce(self.guard.token_violations(TokenFacts.of_request(request)), "token")
+        warnings += self.guard.count_creation()
         since = utcnow()
         with self.cache.changing():
             try:
@@ -133,17 +139,20 @@ class Credentials:
         return await self._deliver_token(token, warnings, secret)
 
     async def create_spa(self, request: SpaCreate) -> ClientCreated:
+        urls = client_urls(request.model_dump(exclude_none=True))
+        allowed = self.guard.enforce(self.guard.client_violations("spa", urls, creating=True), "SPA client")
         client, warnings = await self._create_client("spa", request.title, request.to_wire())
-        return ClientCreated(id=client.client_id, detail=ClientDetail.of(client, "spa"), warnings=warnings)
+        return ClientCreated(id=client.client_id, detail=ClientDetail.of(client, "spa"), warnings=allowed + warnings)
 
     async def create_m2m(self, request: M2MCreate, secret: SecretFile | None = None) -> ClientCreated:
+        allowed = self.guard.enforce(self.guard.client_violations("m2m", [], creating=True), "M2M client")
         try:
             client, _ = await self._create_client("m2m", request.title, request.to_wire())
         except PermissionDenied as exc:
             raise PermissionDenied(
                 f"{exc} M2M OAuth clients need an Enterprise Large plan or above.", status_code=exc.status_code
             ) from exc
-        result = ClientCreated(id=client.client_id, detail=ClientDetail.of(client, "m2m"))
+        result = ClientCreated(id=client.client_id, detail=ClientDetail.of(client, "m2m"), warnings=allowed)
         if client.client_secret is None:
             return result.model_copy(update={"warnings": ["CARTO returned no client secret for this M2M client."]})
         if secret is not None:
@@ -156,6 +165,7 @@ class Credentials:
     async def _create_client(
         self, kind: ClientKind, title: str, body: dict[str, object]
     ) -> tuple[OAuthClient, list[str]]:
+        counted = self.guard.count_creation()
         since = utcnow()
         try:
             with self.cache.changing():
@@ -170,9 +180,9 @@ class Credentials:
                     fix=f"revoke it with revoke_credential(kind='m2m', id='{client.client_id}') and create a new one.",
                     shown=(client.client_id,),
                 ) from lost
-            return client, [RECOVERED]
+            return client, [*counted, RECOVERED]
         announce_created(kind, client.client_id)
-        return client, []
+        return client, counted
 
     async def _recover_token(self, request: TokenCreate, since: datetime, lost: OutcomeUnknown) -> Token:
         try:
@@ -201,11 +211,24 @@ class Credentials:
     # --- changing -------------------------------------------------------------------------
 
     async def plan_update(self, kind: CredentialKind, ident: str, change: TokenUpdate | OAuthClientUpdate) -> Plan:
+        """The change worked out from the credential as it is now, and checked against the policy as it would be.
+
+        For a token the whole resulting token is checked, not just the patch (its expiry
+        excepted: CARTO fixes it at creation, so expiry rules are checked at create and rotate).
+        """
         if kind == "token":
             assert isinstance(change, TokenUpdate)
-            return token_plan(change, await self.token(ident))
-        assert isinstance(change, OAuthClientUpdate)
-        return client_plan(kind, change, await self.client(kind, ident))
+            current = await self.token(ident)
+            plan = token_plan(change, current)
+            assert plan.state is not None
+            facts = TokenFacts.of_state(plan.state, current.expires_at)
+            found = self.guard.token_violations(facts, expiry=False)
+        else:
+            assert isinstance(change, OAuthClientUpdate)
+            plan = client_plan(kind, change, await self.client(kind, ident))
+            found = self.guard.client_violations(kind, plan.urls, creating=False)
+        warned = self.guard.enforce(found, f"change to {kind} {plan.id}")
+        return replace(plan, warnings=(*plan.warnings, *warned)) if warned else plan
 
     async def plan_revoke(self, kind: CredentialKind, ident: str) -> Plan:
         current: Token | OAuthClient = await self.token(ident) if kind == "token" else await self.client(kind, ident)
@@ -222,6 +245,7 @@ class Credentials:
             return ClientDetail.of(client, plan.kind)
 
     async def revoke(self, plan: Plan) -> None:
+        self.guard.count_revocation()
         await self._delete(plan.kind, plan.target)
 
     async def _delete(self, kind: CredentialKind, target: str) -> None:
@@ -262,6 +286,7 @@ class Credentials:
         if not revoke_old:
             return Rotation(new, old_revoked=False)
         try:
+            self.guard.count_revocation()
             await self._delete("token", old.token)
         except CartoError as exc:
             return Rotation(new, old_revoked=False, revoke_error=exc)

@@ -147,6 +147,15 @@ class CredentialList(BaseModel):
         return f"{_plural(len(self.rows), 'credential')}: {', '.join(parts)}.{more}"
 
 
+class PolicyBreach(BaseModel):
+    """A rule of the active policy a request breaks (dry_run lists them all)."""
+
+    rule: str
+    level: Literal["deny", "warn"]
+    message: str
+    fix: str
+
+
 class TokenCreated(BaseModel):
     """A new token. `token` is the only place the full value is ever shown (null when written to a file)."""
 
@@ -157,6 +166,9 @@ class TokenCreated(BaseModel):
     secret_variables: list[str] = Field(default_factory=list)
     detail: Maybe[TokenDetail] = None
     request: Maybe[dict[str, Any]] = Field(default=None, description="dry_run only: the normalized request body.")
+    policy_violations: list[PolicyBreach] = Field(
+        default_factory=list, description="dry_run only: every rule of the active policy the request breaks."
+    )
     warnings: list[str] = Field(default_factory=list)
 
     @property
@@ -170,6 +182,12 @@ class TokenCreated(BaseModel):
     def summary(self) -> str:
         notes = f" {_plural(len(self.warnings), 'warning')}: see warnings." if self.warnings else ""
         if self.status == "dry_run":
+            denied = [v.rule for v in self.policy_violations if v.level == "deny"]
+            if denied:
+                return (
+                    f"Dry run: nothing was created; the policy would refuse this request: it breaks "
+                    f"{', '.join(denied)} (see policy_violations for what would pass).{notes}"
+                )
             return f"Dry run: the request is valid and nothing was created.{notes}"
         name = f" ({self.detail.name})" if self.detail and self.detail.name else ""
         if self.secret_file:

@@ -31,7 +31,7 @@ from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from carto_mcp.credentials.events import listen_for_creations
-from carto_mcp.errors import CartoError, InputError
+from carto_mcp.errors import CartoError, InputError, PolicyRefused
 from carto_mcp.masking import looks_like_token, redact, short_id
 from carto_mcp.models.kinds import CredentialKind
 from carto_mcp.models.validation import describe
@@ -136,6 +136,8 @@ class CallAdapter:
             error = type(cause).__name__ if cause is not None else "Error"
             if not isinstance(cause, CartoError):
                 raise  # a bug: the SDK logs it and shows the model only "Error executing tool ..."
+            if isinstance(cause, PolicyRefused):
+                outcome = "refused"  # the policy said no before anything reached CARTO
             raise ToolError(tool_error_text(name, cause)) from cause
         except ToolError as exc:
             cause = exc.__cause__

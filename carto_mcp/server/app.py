@@ -134,7 +134,7 @@ def build_server(
         specs=specs,
     )
     quiet_url_loggers()
-    guides.register(server)
+    guides.register(server, settings.policy)
     if settings.sandbox:
         logger.warning(
             "carto-mcp is running on the embedded SANDBOX API (db: %s): no real CARTO account is used.",

@@ -162,9 +162,11 @@ class Connections:
         )
 
     def _connected(self, profile: ResolvedProfile, client: CartoClient) -> ProfileClient:
-        from carto_mcp.credentials import Credentials
+        from carto_mcp.credentials import Credentials, Guard
 
-        return ProfileClient(profile, Credentials(client, cache_ttl=self.settings.cache_ttl))
+        policy = self.settings.policy
+        guard = Guard(policy.for_profile(profile.name), str(policy.path)) if policy else None
+        return ProfileClient(profile, Credentials(client, cache_ttl=self.settings.cache_ttl, guard=guard))
 
     def _open_default(self) -> ProfileClient:
         from carto_mcp.api import StaticBearer

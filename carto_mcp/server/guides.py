@@ -6,12 +6,17 @@ the prompts walk through a job with the tools, least privilege first.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
+if TYPE_CHECKING:
+    from carto_mcp.policy_file import ActivePolicy
+
 RULES_URI = "carto://rules/tokens"
+POLICY_URI = "carto://policy"
 
 TOKEN_RULES = """\
 # CARTO API Access Token rules
@@ -54,7 +59,7 @@ TOKEN_RULES = """\
 """
 
 
-def register(server: MCPServer[Any]) -> None:
+def register(server: MCPServer[Any], policy: ActivePolicy | None = None) -> None:
     server.resource(
         RULES_URI,
         name="token-rules",
@@ -62,6 +67,18 @@ def register(server: MCPServer[Any]) -> None:
         description="Allowed APIs, grant kinds, wildcard patterns, referers and expiry rules for API Access Tokens.",
         mime_type="text/markdown",
     )(token_rules)
+
+    def active_policy() -> str:
+        return policy_text(policy)
+
+    server.resource(
+        POLICY_URI,
+        name="policy",
+        title="This server's policy",
+        description="The organization's rules for what may be created here (in words and as JSON); "
+        "requests that break them are refused before they reach CARTO.",
+        mime_type="text/markdown",
+    )(active_policy)
     server.prompt(
         name="least_privilege_map_token",
         title="Least-privilege token for a public map",
@@ -78,6 +95,17 @@ def token_rules() -> str:
     return TOKEN_RULES
 
 
+def policy_text(policy: ActivePolicy | None) -> str:
+    """The active policy in words, then as JSON; or a plain statement that there is none."""
+    if policy is None:
+        return (
+            "# Policy\n\nNo policy is active on this server (no --policy / CARTO_MCP_POLICY): every request that "
+            "CARTO's own rules (carto://rules/tokens) accept is allowed. Still prefer least privilege."
+        )
+    as_json = json.dumps(policy.as_json(), indent=2, ensure_ascii=False)
+    return f"# Policy\n\n{policy.in_words()}\n\n## As JSON\n\n```json\n{as_json}\n```\n"
+
+
 def least_privilege_map_token(
     source: Annotated[str, Field(description="Table, tileset or query the map shows, e.g. carto.shared.airports")],
     site: Annotated[str, Field(description="Web site that embeds the map, e.g. https://myapp.com/")],
@@ -88,7 +116,7 @@ def least_privilege_map_token(
     return (
         f"Create a least-privilege CARTO API Access Token for a public web map on {site} showing {source} "
         f"(connection {connection}).\n"
-        f"1. Read the resource {RULES_URI}.\n"
+        f"1. Read the resources {RULES_URI} and {POLICY_URI} (this server's policy: follow it).\n"
         '2. Call create_token with dry_run=true, apis=["maps"] only, one grant '
         f'{{"connection": "{connection}", "source": "{source}"}}, referers=["{origin}", "{origin}/"] (both '
         "forms, since CARTO's documents disagree on the trailing slash) and "
@@ -103,6 +131,7 @@ def rotate_expiring_tokens(
 ) -> str:
     return (
         f"Rotate my CARTO API Access Tokens that expire within {within}.\n"
+        f"0. Read the resource {POLICY_URI}: a replacement must follow this server's policy (e.g. its max expiry).\n"
         f'1. Call list_credentials with kind="token" and expiring_within="{within}"; show me the list.\n'
         "2. For each token I approve, call rotate_token with its id. It creates a replacement with the same "
         "grants, APIs and referers and returns the new value once; the old token is revoked only after I confirm.\n"

@@ -14,7 +14,7 @@ from carto_mcp.server.confirm import Confirmer, Operation
 from carto_mcp.server.connections import Connections
 
 if TYPE_CHECKING:
-    from carto_mcp.credentials import Credentials, Plan
+    from carto_mcp.credentials import Credentials, Guard, Plan
     from carto_mcp.profiles import ResolvedProfile
 
 __all__ = ["AppState", "state_of"]
@@ -41,11 +41,21 @@ class AppState:
     def profile(self, profile: str | None) -> ResolvedProfile:
         return self.connections.get(profile).require()[1]
 
+    def guard(self, profile: str | None) -> Guard:
+        """The policy for a profile, without opening it: a dry run needs no CARTO connection."""
+        from carto_mcp.credentials import Guard
+
+        policy = self.settings.policy
+        if policy is None:
+            return Guard(None)
+        return Guard(policy.for_profile(self.profile_label(profile)), str(policy.path))
+
     @property
     def protected_paths(self) -> tuple[Path, ...]:
         """Files a secret may never be written over: the CARTO login, the legacy config, our own state."""
         resolver = self.connections.resolver
-        own = (self.settings.audit_log, self.settings.sandbox_db)
+        policy = self.settings.policy.path if self.settings.policy else None
+        own = (self.settings.audit_log, self.settings.sandbox_db, policy)
         return (resolver.credentials_path, resolver.legacy_path, *(path for path in own if path is not None))
 
     def profile_label(self, profile: str | None) -> str:

@@ -47,7 +47,8 @@ def test_every_error_derives_from_the_one_root_and_the_client_reexports_its_own(
         exc = getattr(errors, name)
         assert issubclass(exc, errors.CartoError)
         assert exc.__doc__, f"{name} needs a 'raised when' docstring"
-        if name not in ("RuleError", "InstallError"):  # raised by the models and `install`, not by the client
+        # Raised by the models, `install` and the policy layer, not by the client:
+        if name not in ("RuleError", "InstallError", "PolicyError", "PolicyRefused"):
             assert getattr(carto_mcp.api, name) is exc
 
 
@@ -62,3 +63,5 @@ def test_the_error_tree_has_the_documented_shape() -> None:
         assert branch.__bases__ == (api.CartoError,)
     assert errors.InstallError.__bases__ == (errors.CartoError,)
     assert errors.RuleError.__bases__ == (errors.InputError, ValueError)  # pydantic validators may raise it
+    assert errors.PolicyError.__bases__ == (errors.InputError,)
+    assert errors.PolicyRefused.__bases__ == (errors.CartoError,)

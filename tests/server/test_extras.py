@@ -152,7 +152,7 @@ async def test_prompts_and_the_rules_resource_are_listed_and_readable(tmp_path: 
         rotate = await client.get_prompt("rotate_expiring_tokens", {"within": "2w"})
     assert set(prompts) == {"least_privilege_map_token", "rotate_expiring_tokens"}
     assert {a.name for a in prompts["least_privilege_map_token"].arguments or []} >= {"source", "site"}
-    assert resources == ["carto://rules/tokens"]
+    assert resources == ["carto://rules/tokens", "carto://policy"]
     text = rules.contents[0].text  # type: ignore[union-attr]
     for rule in ("cannot be combined", "must contain a dot", "list both forms", "cannot be changed"):
         assert rule in text

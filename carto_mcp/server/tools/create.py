@@ -5,6 +5,7 @@ The only results that carry a secret in full. With `secret_output_file` they car
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
@@ -21,7 +22,8 @@ from carto_mcp.models.oauth_clients import (
     SpaCreate,
     Title,
 )
-from carto_mcp.models.results import ClientCreated, TokenCreated
+from carto_mcp.models.policy import TokenFacts
+from carto_mcp.models.results import ClientCreated, PolicyBreach, TokenCreated
 from carto_mcp.models.schema import Maybe
 from carto_mcp.models.tokens import ApiList, Expiry, Grant, Referer, TokenCreate, TokenName
 from carto_mcp.models.validation import build
@@ -55,10 +57,16 @@ async def create_token(
     request = build(
         TokenCreate, grants=grants, apis=apis, referers=referers, name=name, expiration_date=expiration_date
     )
-    if dry_run:
-        return TokenCreated(status="dry_run", request=request.to_wire(), warnings=request.warnings)
-    variable = env_name(secret_variable)
     state = state_of(ctx)
+    if dry_run:
+        found = state.guard(profile).token_violations(TokenFacts.of_request(request))
+        return TokenCreated(
+            status="dry_run",
+            request=request.to_wire(),
+            warnings=request.warnings,
+            policy_violations=[PolicyBreach(**asdict(v)) for v in found],
+        )
+    variable = env_name(secret_variable)
     secret = SecretFile.requested(
         secret_output_file, [variable], overwrite=overwrite_secret, protected=state.protected_paths
     )
