@@ -30,6 +30,7 @@ TIMEOUT = 120.0
 #: Linear growth: time per 1k tokens at the largest size may be at most this times that at 1,000.
 LINEAR_SLACK = 1.5
 TARGET_RAW_RATIO = 2.0
+TARGET_AUDIT_RATIO = 2.0
 TOKENS_PAGES = "GET /v3/tokens"
 TOKEN_GET = "GET /v3/tokens/{token}"
 CLIENT_PAGES = "GET /v3/oauth-clients"
@@ -210,6 +211,18 @@ async def measure_size(url: str, size: int, repeats: int, profile: bool = False)
                         if key == "mcp_s":
                             _ok(value)
                         record[key].append(elapsed)
+            # The hygiene audit against the plain full listing it is built on (both walk every kind once).
+            audit, listing = [], []
+            for rep in range(repeats):
+                pair = [
+                    (audit, lambda: client.call_tool("audit_credentials", {})),
+                    (listing, call(all_cases[0])),
+                ]
+                for samples, fn in pair if rep % 2 == 0 else pair[::-1]:
+                    elapsed, value = await timed(fn)
+                    _ok(value)
+                    samples.append(elapsed)
+            out["audit"] = {"audit_s": audit, "listing_s": listing}
             if profile:
                 out["profile"] = await profile_call(call(all_cases[0]), f"{all_cases[0].name}, {size:,} tokens")
             for case in all_cases:  # memory, in a pass of its own
@@ -429,6 +442,21 @@ def report(by_size: dict[int, dict[str, Any]], sizes: list[int], repeats: dict[i
             note="largest result at the largest size (bytes of the CallToolResult JSON); per case in the table",
         )
     )
+    audit = by_size[largest]["audit"]
+    audit_s, listing_s = summary(audit["audit_s"]), summary(audit["listing_s"])
+    audit_ratio = ratio(audit_s["median"], listing_s["median"])
+    audit_result = {"tokens": largest, "audit_s": audit_s, "listing_s": listing_s, "ratio": audit_ratio}
+    targets.append(
+        target(
+            f"{largest:,} tokens: audit_credentials vs a plain full listing",
+            f"≤ {TARGET_AUDIT_RATIO:g}×",
+            audit_ratio,
+            audit_ratio <= TARGET_AUDIT_RATIO,
+            "×",
+            note=f"{audit_s['median'] * 1000:.0f} ms vs {listing_s['median'] * 1000:.0f} ms "
+            "(list_credentials text filter: every page of every kind)",
+        )
+    )
     no_refetch = all(data[str(s)]["resolution"]["second_requests"] == {TOKEN_GET: 1} for s in sizes)
     targets.append(
         target(
@@ -444,6 +472,7 @@ def report(by_size: dict[int, dict[str, Any]], sizes: list[int], repeats: dict[i
         "title": TITLE,
         "params": {"sizes": sizes, "repeats": {str(k): v for k, v in repeats.items()}, "per_page": PER_PAGE},
         "sizes": data,
+        "audit": audit_result,
         "targets": targets,
         "tables": [
             {

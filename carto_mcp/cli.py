@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from carto_mcp import __version__, logs
+from carto_mcp.audit_cli import add_audit_parser, run_audit
 from carto_mcp.config import (
     ENV_ALLOWED_HOSTS,
     ENV_AUTH_TOKEN,
@@ -44,6 +45,7 @@ examples:
   carto-mcp doctor                               # which credentials win, and does the API answer?
   carto-mcp install claude-desktop --read-only   # add the server to a client's config
   carto-mcp policy check policy.toml             # validate a policy file before `serve --policy`
+  carto-mcp audit --fail-on high                 # report risky credentials, most serious first
 
 Credentials are found as the CARTO CLI finds them: --token > CARTO_API_TOKEN >
 CARTO_M2M_CLIENT_ID/CARTO_M2M_CLIENT_SECRET > ~/.carto_credentials.json (--profile > CARTO_PROFILE >
@@ -146,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_doctor_parser(sub)
     add_install_parser(sub)
     add_policy_parser(sub)
+    add_audit_parser(sub)
     return parser
 
 
@@ -319,6 +322,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return run_install(args, environ)
         if args.command == "policy":
             return run_policy(args, environ)
+        if args.command == "audit":
+            return run_audit(args, environ)
     except CartoError as exc:
         print(f"carto-mcp: {exc}", file=sys.stderr)
         return 1

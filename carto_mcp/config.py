@@ -160,7 +160,8 @@ def add_safety_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--read-only",
         action="store_true",
-        help="register only the four read tools: list_credentials, get_credential, whoami, list_profiles "
+        help="register only the five read tools: list_credentials, get_credential, audit_credentials, whoami, "
+        "list_profiles "
         f"({ENV_READ_ONLY}=1)",
     )
     g.add_argument("--tools", help=f"comma list of tool names or globs to register ({ENV_TOOLS})")

@@ -142,7 +142,7 @@ where each client keeps its config (use --config to pick another file):
 
 examples:
   carto-mcp install claude-desktop --dry-run        # show the change, write nothing
-  carto-mcp install claude-desktop --read-only      # only the four read tools
+  carto-mcp install claude-desktop --read-only      # only the five read tools
   carto-mcp install cursor --profile staging
   carto-mcp install vscode --sandbox                # try it with no CARTO account
   carto-mcp install claude-code --command carto-mcp # a command that works on every machine
@@ -176,7 +176,8 @@ def add_install_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--read-only",
         action="store_true",
-        help="register only the four read tools: list_credentials, get_credential, whoami, list_profiles "
+        help="register only the five read tools: list_credentials, get_credential, audit_credentials, whoami, "
+        "list_profiles "
         "(`serve --read-only`)",
     )
     parser.add_argument(

@@ -276,10 +276,10 @@ def read_only_texts() -> dict[str, str]:
 
 @pytest.mark.parametrize("where", sorted(read_only_texts()))
 def test_every_read_only_description_names_the_tools_read_only_mode_serves(where: str) -> None:
-    """Hosts show four tools under --read-only; every text that describes the mode names those four."""
+    """Hosts show five tools under --read-only; every text that describes the mode names those five."""
     tools = anyio.run(build_server(Settings(read_only=True)).list_tools)
     names = [tool.name for tool in tools]
-    assert names == ["list_credentials", "get_credential", "whoami", "list_profiles"]
+    assert names == ["list_credentials", "get_credential", "audit_credentials", "whoami", "list_profiles"]
     text = " ".join(read_only_texts()[where].split())
     for name in names:
         assert name in text, f"{where} does not name {name}: {text[:300]}"

@@ -254,6 +254,7 @@ async def every_tool(call: Caller, run: Run, tmp_path: Path, sandbox: RunningSan
     for kind in ("all", "token", "spa", "m2m", "oauth"):
         assert (await call.ok("list_credentials", {"kind": kind}))["rows"]
     await call.ok("list_credentials", {"kind": "token", "text": "scan"})
+    assert (await call.ok("audit_credentials", {"expiring_within": "30d"}))["scanned"]["token"] >= 1
     for kind, ident, expected in (
         ("token", inline["id"], inline["id"]),
         ("token", token_value, inline["id"]),

@@ -17,7 +17,8 @@ from carto_mcp.credentials.cache import ListingCache
 from carto_mcp.credentials.changes import Plan, client_plan, client_urls, revoke_plan, token_plan
 from carto_mcp.credentials.events import announce_created
 from carto_mcp.credentials.guard import Guard
-from carto_mcp.credentials.listing import ListQuery, Progress, list_page
+from carto_mcp.credentials.hygiene import audit
+from carto_mcp.credentials.listing import Cursor, ListQuery, Progress, list_page, walk
 from carto_mcp.credentials.recovery import matching_clients, matching_tokens
 from carto_mcp.credentials.secrets import SecretFile
 from carto_mcp.errors import (
@@ -30,10 +31,11 @@ from carto_mcp.errors import (
     TransportError,
 )
 from carto_mcp.masking import looks_like_client_secret, looks_like_token, mask
-from carto_mcp.models.kinds import ClientKind, CredentialKind
+from carto_mcp.models.kinds import KINDS, ClientKind, CredentialKind
 from carto_mcp.models.oauth_clients import M2MCreate, OAuthClientUpdate, SpaCreate
 from carto_mcp.models.policy import TokenFacts
 from carto_mcp.models.results import (
+    AuditReport,
     ClientCreated,
     ClientDetail,
     CredentialDetail,
@@ -42,6 +44,7 @@ from carto_mcp.models.results import (
     TokenDetail,
     utcnow,
 )
+from carto_mcp.models.rules import parse_expiry
 from carto_mcp.models.tokens import TokenCreate, TokenUpdate
 from carto_mcp.models.wire import OAuthClient, Token
 
@@ -79,6 +82,31 @@ class Credentials:
 
     async def list_page(self, query: ListQuery, progress: Progress | None = None) -> CredentialList:
         return await list_page(self.api, query, progress, self.cache)
+
+    async def audit(
+        self, expiring_within: str, limit: int, progress: Progress | None = None, *, fresh: bool = False
+    ) -> AuditReport:
+        """Read every credential once (through the listing cache) and report what is risky, most risky first."""
+        now = utcnow()
+        soon = parse_expiry(expiring_within, now=now)
+        if fresh:
+            self.cache.clear()
+        tokens: list[Token] = []
+        clients: list[tuple[ClientKind, OAuthClient]] = []
+        notes: list[str] = []
+        for kind in KINDS:
+            try:
+                async for _, _, item in walk(self.api, (kind,), Cursor(), progress, self.cache):
+                    if kind == "token":
+                        tokens.append(item)
+                    else:
+                        clients.append((kind, item))
+            except NotFound as exc:
+                if kind == "token":
+                    raise
+                notes.append(f"{kind} clients were not audited: {exc.message}")
+        result = audit(tokens, clients, now=now, soon=soon, policy=self.guard.section)
+        return result.report(limit, policy=self.guard.where or None, notes=notes)
 
     async def get(self, kind: CredentialKind, ident: str) -> CredentialDetail:
         if kind == "token":

@@ -365,9 +365,51 @@ class Profiles(BaseModel):
         return f"Profiles: {names}.{switch}"
 
 
+def scanned_text(scanned: dict[str, int]) -> str:
+    """'10,000 tokens, 3 SPA clients, 1 M2M client': what an audit read."""
+    words = {"token": "token", "spa": "SPA client", "m2m": "M2M client"}
+    return ", ".join(f"{n:,} {words.get(k, k)}{'' if n == 1 else 's'}" for k, n in scanned.items())
+
+
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class FindingRow(BaseModel):
+    """One finding of an audit: the credential, why it is a risk, and the call that would fix it."""
+
+    risk: Literal["critical", "high", "medium", "low"]
+    finding: str
+    kind: CredentialKind
+    id: str
+    name: Maybe[str] = None
+    reason: str
+    suggestion: dict[str, Any] = Field(description="The tool call that would fix it: {tool, arguments}.")
+    note: Maybe[str] = Field(default=None, description="What to fill in or check before making that call.")
+
+
+class AuditReport(BaseModel):
+    """Findings about every credential, most risky first; totals count all of them, `findings` at most `limit`."""
+
+    findings: list[FindingRow]
+    count: int = Field(description="Findings in this result.")
+    total: int = Field(description="Findings in all.")
+    totals: dict[str, int] = Field(description="Findings per kind of finding.")
+    by_risk: dict[str, int]
+    scanned: dict[str, int] = Field(description="Credentials read, per kind.")
+    policy: Maybe[str] = Field(default=None, description="The policy file whose rules were checked too.")
+    notes: list[str] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        read = ", ".join(
+            f"{n:,} {k if k == 'token' else k + ' client'}{'s' if n != 1 else ''}" for k, n in self.scanned.items()
+        )
+        if not self.total:
+            return f"Audited {read}: no findings."
+        risks = ", ".join(f"{n} {risk}" for risk, n in self.by_risk.items() if n)
+        shown = "" if self.count == self.total else f" Showing the {self.count} most risky; raise limit for more."
+        return f"Audited {read}: {_plural(self.total, 'finding')} ({risks}).{shown}"

@@ -1,4 +1,4 @@
-"""Read tools: list_credentials and get_credential (read-only, idempotent)."""
+"""Read tools: list_credentials, get_credential and audit_credentials (read-only, idempotent)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from carto_mcp.credentials import ListQuery
-from carto_mcp.models.results import CredentialDetail, CredentialList
+from carto_mcp.credentials import ListQuery, Progress
+from carto_mcp.models.results import AuditReport, CredentialDetail, CredentialList
 from carto_mcp.models.rules import EXPIRY_PATTERN
 from carto_mcp.models.schema import Maybe
 from carto_mcp.server.registry import READS, ToolSpec
@@ -49,11 +49,15 @@ async def list_credentials(
     {"kind": "token", "expiring_within": "7d"}
     """
 
+    query = ListQuery(kind, text, expiring_within, expired, limit, cursor, fresh)
+    return await state_of(ctx).credentials(profile).list_page(query, _progress(ctx))
+
+
+def _progress(ctx: Context[Any, Any]) -> Progress:
     async def progress(seen: int, total: int | None) -> None:
         await ctx.report_progress(seen, total, f"read {seen} credentials" + (f" of {total}" if total else ""))
 
-    query = ListQuery(kind, text, expiring_within, expired, limit, cursor, fresh)
-    return await state_of(ctx).credentials(profile).list_page(query, progress)
+    return progress
 
 
 async def get_credential(
@@ -65,7 +69,30 @@ async def get_credential(
     return await state_of(ctx).credentials(profile).get(kind, id)
 
 
+async def audit_credentials(
+    ctx: Context[Any, Any],
+    expiring_within: Annotated[
+        str,
+        Field(
+            pattern=EXPIRY_PATTERN,
+            max_length=40,
+            description="Report tokens that expire within this span ('14d', '1m') or before this date.",
+        ),
+    ] = "14d",
+    limit: Annotated[int, Field(ge=1, le=500, description="Findings to return, most risky first (default 50).")] = 50,
+    fresh: Annotated[bool, Field(description="Read CARTO now instead of a listing from the last few seconds.")] = False,
+    profile: ProfileArg = None,
+) -> AuditReport:
+    """Audit every credential once and report risks, most serious first, each with the tool call that would
+    fix it: '*' all-sources grants, broad wildcard patterns, breaches of the active policy, Import API
+    tokens, Maps tokens without referers, tokens that never expire, are expired or expire soon, duplicate
+    tokens, OAuth clients with http:// or localhost URLs. Changes nothing. Example: {"expiring_within": "7d"}
+    """
+    return await state_of(ctx).credentials(profile).audit(expiring_within, limit, _progress(ctx), fresh=fresh)
+
+
 TOOLS = (
     ToolSpec(list_credentials, "List credentials", READS),
     ToolSpec(get_credential, "Get a credential", READS),
+    ToolSpec(audit_credentials, "Audit credentials", READS),
 )
