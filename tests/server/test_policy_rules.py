@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -386,3 +387,28 @@ async def test_without_a_policy_nothing_is_refused_or_counted(counted: RunningSa
     async with Client(build_server(settings)) as client:
         for _ in range(3):
             ok(await client.call_tool("create_token", maps_token(apis=["sql", "maps"], grants=[grant("*")])))
+
+
+async def test_a_rotation_the_policy_refuses_is_never_put_to_the_person(
+    counted: RunningSandbox, tmp_path: Path
+) -> None:
+    """With an eliciting client and no --yes, the replacement is checked before the person is asked."""
+    from mcp_types import ElicitResult
+
+    asked: list[str] = []
+
+    async def asker(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"confirm": True})
+
+    async with connect(with_policy(counted, tmp_path, "")) as client:
+        old = ok(await client.call_tool("create_token", maps_token(expiration_date="1y")))
+    settings = with_policy(counted, tmp_path, '[tokens]\nmax_expiry = "90d"')
+    async with connect(replace(settings, yes=False), elicitation_callback=asker) as client:
+        forget(counted)
+        refused = error_text(await client.call_tool("rotate_token", {"id": old["id"]}))
+        assert writes(counted) == {}
+        rotated = ok(await client.call_tool("rotate_token", {"id": old["id"], "expiration_date": "60d"}))
+
+    assert "tokens.max_expiry" in refused
+    assert len(asked) == 1 and rotated["status"] == "rotated"

@@ -13,6 +13,7 @@ from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from pydantic import Field
 
 from carto_mcp.credentials import SecretFile, env_name, replacement
+from carto_mcp.models.policy import TokenFacts
 from carto_mcp.models.results import Rotated
 from carto_mcp.models.schema import Maybe
 from carto_mcp.models.tokens import Expiry, TokenName
@@ -28,9 +29,21 @@ async def rotation_target(ctx: Context[Any, Any], id: str, profile: str | None) 
 
 
 def approve_rotation(
-    ctx: Context[Any, Any], old: Annotated[Token, Resolve(rotation_target)], keep_old: bool
+    ctx: Context[Any, Any],
+    old: Annotated[Token, Resolve(rotation_target)],
+    keep_old: bool,
+    name: str | None,
+    expiration_date: str | None,
+    profile: str | None,
 ) -> NotAsked | Elicit[Confirm]:
-    """Accepting revokes the old token; declining keeps it, with the replacement made."""
+    """Accepting revokes the old token; declining keeps it, with the replacement made.
+
+    The replacement is checked against the policy first: a person is never asked to approve a
+    rotation the policy will refuse.
+    """
+    request = replacement(old, name=name, expiration_date=expiration_date)
+    guard = state_of(ctx).guard(profile)
+    guard.enforce(guard.token_violations(TokenFacts.of_request(request)), "replacement token")
     if keep_old:
         return NotAsked(reason="keep_old")
     label = f"token {old.id}" + (f" ({old.name})" if old.name else "")
