@@ -88,6 +88,8 @@ class Settings:
     exclude_tools: tuple[str, ...] = ()
     yes: bool = False
     audit_log: Path | None = None
+    #: HMAC key that seals the audit log's lines (never shown: not even in this object's repr).
+    audit_key: bytes | None = field(default=None, repr=False)
     confirm_key: bytes | None = None
     confirm_ttl: int = 300
     stateless: bool = False
