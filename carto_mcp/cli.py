@@ -1,4 +1,4 @@
-"""`carto-mcp`: serve the MCP server, call one tool, list tools, run the sandbox API.
+"""`carto-mcp`: serve the MCP server, call one tool, list tools, run the sandbox API, verify an audit log.
 
 Only argument parsing and exit codes live here. stdout belongs to the protocol on stdio and
 to results for `call`; every log line goes to stderr.
@@ -18,11 +18,13 @@ from carto_mcp import __version__, logs
 from carto_mcp.audit_cli import add_audit_parser, run_audit
 from carto_mcp.config import (
     ENV_ALLOWED_HOSTS,
+    ENV_AUDIT_KEY,
     ENV_AUTH_TOKEN,
     Settings,
     add_credential_flags,
     add_safety_flags,
     add_tuning_flags,
+    audit_key,
     check_sandbox_db,
     port_number,
     read_secret_file,
@@ -30,7 +32,7 @@ from carto_mcp.config import (
     split_csv,
 )
 from carto_mcp.doctor import add_doctor_parser, run_doctor
-from carto_mcp.errors import CartoError
+from carto_mcp.errors import CartoError, InputError
 from carto_mcp.install import add_install_parser, run_install
 from carto_mcp.policy_cli import add_policy_parser, run_policy
 
@@ -46,6 +48,7 @@ examples:
   carto-mcp install claude-desktop --read-only   # add the server to a client's config
   carto-mcp policy check policy.toml             # validate a policy file before `serve --policy`
   carto-mcp audit --fail-on high                 # report risky credentials, most serious first
+  carto-mcp audit-log verify audit.jsonl         # is the --audit-log file whole?
 
 Credentials are found as the CARTO CLI finds them: --token > CARTO_API_TOKEN >
 CARTO_M2M_CLIENT_ID/CARTO_M2M_CLIENT_SECRET > ~/.carto_credentials.json (--profile > CARTO_PROFILE >
@@ -149,7 +152,77 @@ def build_parser() -> argparse.ArgumentParser:
     add_install_parser(sub)
     add_policy_parser(sub)
     add_audit_parser(sub)
+    _add_audit_log_parser(sub)
     return parser
+
+
+VERIFY_DESCRIPTION = f"""\
+Check that an audit log written by `serve --audit-log` is whole.
+
+Every line is one JSON object. Its "hash" covers all of its other keys, and its "prev" is the
+hash of the line before it (64 zeros on a file's first line). So:
+  - an edited line no longer matches its own hash;
+  - a deleted, inserted or moved line breaks the link: the line after the gap names a prev
+    that is not the hash of the line now before it.
+Each problem is reported with its line number, then a summary: lines, first and last time, key ids.
+
+Keys. A server with {ENV_AUDIT_KEY} set seals its lines with HMAC-SHA256 and writes
+the key's id ("key_id", a fingerprint, never the key) in each line; verify needs that key
+(--key-file, or {ENV_AUDIT_KEY}) and names the id it is missing, or the id of a wrong key.
+Without a key the hash is plain SHA-256: it shows damage and careless edits, but anyone who can
+write the file can recompute every hash after changing it. With a key given, plain lines after
+the last keyed line are problems: anyone could have appended them.
+
+Torn lines. A crash in the middle of a write can leave a last line without its end. verify
+reports it; the next line a server writes starts on a new line and records the break
+("chain_break"), and verify then shows the torn line as a warning that names it.
+
+What it cannot prove. Lines cut from the END of the log leave a shorter log that is still a
+valid chain, and a whole file can be replaced by another valid one. Keep the last hash this
+prints somewhere else (a ticket, another machine) and pass it back with --last-hash: the log
+must still hold that line. verify takes no lock: on a live log, a line being written at that
+instant can show as torn; run it again.
+"""
+
+VERIFY_EPILOG = """\
+exit status: 0 intact (warnings are printed), 1 not intact, 2 not checked (the file cannot be
+read, is not an audit log, or its lines need a key that was not given).
+
+examples:
+  carto-mcp audit-log verify ~/carto-mcp-audit.jsonl
+  CARTO_MCP_AUDIT_KEY=... carto-mcp audit-log verify audit.jsonl --json
+  carto-mcp audit-log verify audit.jsonl --key-file old.key --key-file new.key
+  carto-mcp audit-log verify audit.jsonl --last-hash 5e0c…(the 64 digits printed last time)
+"""
+
+
+def _add_audit_log_parser(sub: Any) -> None:
+    audit = sub.add_parser(
+        "audit-log",
+        help="check the audit log written with --audit-log (hash chain, HMAC key)",
+        description="Tools for the --audit-log file.",
+    )
+    actions = audit.add_subparsers(dest="audit_command", metavar="ACTION")
+    verify = actions.add_parser(
+        "verify",
+        help="report the first edited, deleted, reordered or torn line; exit 0 when intact",
+        description=VERIFY_DESCRIPTION,
+        epilog=VERIFY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument("path", type=Path, metavar="PATH", help="the audit log file")
+    verify.add_argument(
+        "--key-file",
+        type=Path,
+        metavar="FILE",
+        action="append",
+        default=[],
+        help=f"file holding a key the log was sealed with (repeatable, for a key that changed; or {ENV_AUDIT_KEY})",
+    )
+    verify.add_argument(
+        "--last-hash", metavar="HASH", help="a last hash printed by an earlier verify: the log must still hold it"
+    )
+    verify.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
 def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -293,6 +366,28 @@ def cmd_sandbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 0
 
 
+def cmd_audit_log(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """`audit-log verify`: the report on stdout, its verdict as the exit status; a usage problem is 2."""
+    from carto_mcp.audit_verify import verify
+
+    if args.audit_command != "verify":
+        print(
+            "carto-mcp audit-log: give an action: verify PATH (see carto-mcp audit-log verify --help)", file=sys.stderr
+        )
+        return 2
+    try:
+        keys = [key for key in (audit_key(environ, None, "--key-file"),) if key is not None]
+        keys += [key for path in args.key_file if (key := audit_key({}, path, "--key-file")) is not None]
+        report = verify(args.path, keys, last_hash=args.last_hash)
+    except InputError as exc:
+        if args.json:
+            print(json.dumps({"path": str(args.path), "intact": False, "error": str(exc)}, ensure_ascii=False))
+        print(f"carto-mcp audit-log verify: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_json(), indent=2, ensure_ascii=False) if args.json else report.text())
+    return report.exit_code
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -324,6 +419,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return run_policy(args, environ)
         if args.command == "audit":
             return run_audit(args, environ)
+        if args.command == "audit-log":
+            return cmd_audit_log(args, environ)
     except CartoError as exc:
         print(f"carto-mcp: {exc}", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_ALLOWED_HOSTS",
+    "ENV_AUDIT_KEY",
     "ENV_AUDIT_LOG",
     "ENV_AUTH_TOKEN",
     "ENV_AUTH_URL",
@@ -41,6 +42,7 @@ __all__ = [
     "add_credential_flags",
     "add_safety_flags",
     "add_tuning_flags",
+    "audit_key",
     "check_sandbox_db",
     "concurrency",
     "port_number",
@@ -63,6 +65,7 @@ ENV_SANDBOX_DB = "CARTO_MCP_SANDBOX_DB"
 ENV_TOOLS = "CARTO_MCP_TOOLS"
 ENV_EXCLUDE_TOOLS = "CARTO_MCP_EXCLUDE_TOOLS"
 ENV_AUDIT_LOG = "CARTO_MCP_AUDIT_LOG"
+ENV_AUDIT_KEY = "CARTO_MCP_AUDIT_KEY"
 ENV_CONFIRM_KEY = "CARTO_MCP_CONFIRM_KEY"
 ENV_PROFILES = "CARTO_MCP_PROFILES"
 ENV_AUTH_URL = "CARTO_MCP_AUTH_URL"
@@ -78,6 +81,8 @@ DEFAULT_MAX_CONCURRENCY = 8
 MAX_CONCURRENCY_LIMIT = 32
 #: Seconds a full listing is reused for changes made elsewhere (this server's own changes clear it at once).
 DEFAULT_CACHE_TTL = 30.0
+#: The shortest audit key accepted: a shorter one could be guessed from the lines it seals.
+MIN_AUDIT_KEY_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class Settings:
     exclude_tools: tuple[str, ...] = ()
     yes: bool = False
     audit_log: Path | None = None
+    #: HMAC key that seals the audit log's lines (never shown: not even in this object's repr).
+    audit_key: bytes | None = field(default=None, repr=False)
     confirm_key: bytes | None = None
     confirm_ttl: int = 300
     stateless: bool = False
@@ -172,7 +179,16 @@ def add_safety_flags(parser: argparse.ArgumentParser) -> None:
         help=f"skip confirmation of destructive calls, for trusted automation ({ENV_YES}=1)",
     )
     g.add_argument(
-        "--audit-log", type=Path, help=f"append one JSON line per mutating call to this file ({ENV_AUDIT_LOG})"
+        "--audit-log",
+        type=Path,
+        help=f"append one hash-chained JSON line per mutating call to this file ({ENV_AUDIT_LOG}); "
+        "check it with `carto-mcp audit-log verify`",
+    )
+    g.add_argument(
+        "--audit-key-file",
+        type=Path,
+        help=f"file holding the HMAC key that seals the audit log's lines (or {ENV_AUDIT_KEY}); without a key "
+        "the lines are chained with plain SHA-256",
     )
     g.add_argument(
         "--policy",
@@ -251,6 +267,27 @@ def read_secret_file(path: Path, flag: str) -> str:
     return value
 
 
+def audit_key(environ: Mapping[str, str], key_file: Path | None, flag: str) -> bytes | None:
+    """The audit HMAC key from `key_file` (read as `flag` names it) or else `CARTO_MCP_AUDIT_KEY`; None if neither.
+
+    Surrounding whitespace is dropped either way, so the same key given as a file or a variable
+    is the same key. The key itself never appears in a message: only its length does.
+    """
+    if key_file is not None:
+        text, source = read_secret_file(key_file, flag), f"{flag} {key_file}"
+    else:
+        text, source = environ.get(ENV_AUDIT_KEY, "").strip(), ENV_AUDIT_KEY
+    if not text:
+        return None
+    if len(text) < MIN_AUDIT_KEY_LENGTH:
+        raise InputError(
+            f"{source}: the audit key is {len(text)} characters long; it must have at least {MIN_AUDIT_KEY_LENGTH}",
+            field="audit_key",
+            fix="make one with: python -c 'import secrets; print(secrets.token_hex(32))'",
+        )
+    return text.encode("utf-8")
+
+
 #: The first bytes of every sqlite database file.
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -313,6 +350,14 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
 
         sandbox_db = default_db_path(environ)
     key = environ.get(ENV_CONFIRM_KEY)
+    audit_log = _as_path(flag("audit_log")) or _path(environ.get(ENV_AUDIT_LOG))
+    key_file = _as_path(flag("audit_key_file"))
+    if key_file is not None and audit_log is None:
+        raise InputError(
+            "--audit-key-file only applies with an audit log",
+            field="audit_key_file",
+            fix=f"add --audit-log PATH (or {ENV_AUDIT_LOG}), or drop --audit-key-file",
+        )
     return Settings(
         policy=_policy(_as_path(flag("policy")), environ.get(ENV_POLICY)),
         profile=ProfileInputs(
@@ -328,7 +373,8 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         tools=split_csv(_str(flag("tools")) or environ.get(ENV_TOOLS)),
         exclude_tools=split_csv(_str(flag("exclude_tools")) or environ.get(ENV_EXCLUDE_TOOLS)),
         yes=bool(flag("yes")) or truthy(environ.get(ENV_YES)),
-        audit_log=_as_path(flag("audit_log")) or _path(environ.get(ENV_AUDIT_LOG)),
+        audit_log=audit_log,
+        audit_key=audit_key(environ, key_file, "--audit-key-file") if audit_log is not None else None,
         confirm_key=key.encode() if key else None,
         profiles=split_csv(_str(flag("profiles")) or environ.get(ENV_PROFILES)),
         auth_url=_str(flag("auth_url")) or environ.get(ENV_AUTH_URL) or None,

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from carto_mcp import __version__
 from carto_mcp.config import (
+    ENV_AUDIT_KEY,
     ENV_CACHE_TTL,
     ENV_MAX_CONCURRENCY,
     ENV_POLICY,
@@ -147,7 +148,11 @@ def diagnose(args: argparse.Namespace, environ: Mapping[str, str]) -> DoctorRepo
         # The rest of the report is made without the settings that could not be used.
         settings = settings_from(
             argparse.Namespace(**{**vars(args), "client_secret_file": None, "policy": None}),
-            {k: v for k, v in environ.items() if k not in (ENV_MAX_CONCURRENCY, ENV_CACHE_TTL, ENV_POLICY)},
+            {
+                k: v
+                for k, v in environ.items()
+                if k not in (ENV_MAX_CONCURRENCY, ENV_CACHE_TTL, ENV_POLICY, ENV_AUDIT_KEY)
+            },
         )
         checks += [check for check in (_walk_check(settings), _policy_check(settings)) if check.name != name]
     else:
@@ -162,6 +167,7 @@ def diagnose(args: argparse.Namespace, environ: Mapping[str, str]) -> DoctorRepo
 #: Which check reports a settings problem, by the flag it names.
 _SETTING_CHECKS = {
     "client_secret_file": "client secret",
+    "audit_key": "audit key",
     ENV_MAX_CONCURRENCY.lower(): "large accounts",
     ENV_CACHE_TTL.lower(): "large accounts",
     "policy": "policy",

@@ -226,3 +226,152 @@ def test_an_uninstrumented_sandbox_has_no_test_routes(tmp_path: Path) -> None:
         stats = httpx2.get(f"{sandbox.url}/_sandbox/stats", timeout=5)
         fault = httpx2.post(f"{sandbox.url}/_sandbox/faults", json={"mode": "drop"}, timeout=5)
     assert stats.status_code in (401, 404) and fault.status_code in (401, 404, 405)
+
+
+# --- audit-log verify ---------------------------------------------------------------------------
+
+AUDIT_KEY = "cli-test-audit-key-0123456789"
+
+
+def audit_log_of(path: Path, lines: int, key: bytes | None = None) -> Path:
+    from carto_mcp.server.audit import AuditLog
+
+    log = AuditLog(path, key=key)
+    for n in range(lines):
+        log.record(profile="p", tool="create_spa", kind="spa", ident=f"spa-{n}", outcome="ok")
+    return path
+
+
+def env_with(**extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("CARTO_")}, **extra}
+
+
+def test_audit_log_verify_passes_an_intact_log_and_prints_the_last_hash(tmp_path: Path) -> None:
+    """Exit 0, the verdict, the line count and times, and the last hash with the advice to keep it."""
+    import json
+
+    log = audit_log_of(tmp_path / "audit.jsonl", 3)
+    last = json.loads(log.read_text(encoding="utf-8").splitlines()[-1])
+    done = run("audit-log", "verify", str(log))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{log}: intact\n") and "lines: 3 (3 sealed)" in done.stdout
+    assert f"last hash: {last['hash']}" in done.stdout and "Keep the last hash somewhere else" in done.stdout
+    assert last["time"] in done.stdout
+
+
+def test_audit_log_verify_names_an_edited_line_and_exits_1(tmp_path: Path) -> None:
+    """Line 2 edited: exit 1 and the line number with what is wrong."""
+    log = audit_log_of(tmp_path / "audit.jsonl", 3)
+    lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[1] = lines[1].replace('"outcome":"ok"', '"outcome":"declined"')
+    log.write_text("".join(lines), encoding="utf-8")
+    done = run("audit-log", "verify", str(log))
+    assert done.returncode == 1
+    assert f"{log}: NOT intact — 1 problem" in done.stdout
+    assert "line 2: hash does not match its content (edited?)" in done.stdout
+
+
+def test_audit_log_verify_with_the_key_from_a_file_or_the_variable(tmp_path: Path) -> None:
+    """An HMAC log: the key by --key-file or CARTO_MCP_AUDIT_KEY passes; no key is exit 2; a wrong key exit 1."""
+    log = audit_log_of(tmp_path / "audit.jsonl", 2, key=AUDIT_KEY.encode())
+    key_file = tmp_path / "audit.key"
+    key_file.write_text(AUDIT_KEY + "\n", encoding="utf-8")
+    wrong_file = tmp_path / "wrong.key"
+    wrong_file.write_text("a-different-key-0123456789", encoding="utf-8")
+    env = env_with()
+
+    by_file = run("audit-log", "verify", str(log), "--key-file", str(key_file), env=env)
+    by_env = run("audit-log", "verify", str(log), env=env_with(CARTO_MCP_AUDIT_KEY=AUDIT_KEY))
+    keyless = run("audit-log", "verify", str(log), env=env)
+    wrong = run("audit-log", "verify", str(log), "--key-file", str(wrong_file), env=env)
+
+    assert by_file.returncode == 0 and by_env.returncode == 0, by_file.stdout + by_env.stdout
+    assert "HMAC-SHA256 with key id" in by_file.stdout
+    assert keyless.returncode == 2 and "NOT CHECKED" in keyless.stdout and "--key-file" in keyless.stdout
+    assert wrong.returncode == 1 and "but the key given has id" in wrong.stdout
+    for done in (by_file, by_env, keyless, wrong):
+        assert AUDIT_KEY not in done.stdout + done.stderr and "Traceback" not in done.stderr
+
+
+def test_audit_log_verify_json_is_one_object_for_scripts(tmp_path: Path) -> None:
+    """--json: intact, counts, key ids, last hash and the problems as data."""
+    import json
+
+    log = audit_log_of(tmp_path / "audit.jsonl", 4)
+    lines = log.read_text(encoding="utf-8").splitlines(keepends=True)
+    log.write_text("".join(lines[:1] + lines[2:]), encoding="utf-8")
+    done = run("audit-log", "verify", str(log), "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and report["intact"] is False and report["lines"] == 3
+    assert report["problems"] == [
+        {
+            "line": 2,
+            "last": None,
+            "message": "line 2: prev does not match line 1's hash (a line was deleted or reordered)",
+        }
+    ]
+    assert report["key_ids"] == [] and report["plain"] == 3 and len(report["last_hash"]) == 64
+
+
+def test_audit_log_verify_usage_errors_exit_2_with_a_sentence(tmp_path: Path) -> None:
+    """A missing file, a directory, a file that is no audit log, an unreadable key file: exit 2, no traceback."""
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\nworld\n", encoding="utf-8")
+    log = audit_log_of(tmp_path / "audit.jsonl", 1)
+    missing = run("audit-log", "verify", str(tmp_path / "nope.jsonl"))
+    directory = run("audit-log", "verify", str(tmp_path))
+    not_a_log = run("audit-log", "verify", str(text))
+    bad_key = run("audit-log", "verify", str(log), "--key-file", str(tmp_path / "no.key"))
+    no_path = run("audit-log", "verify")
+
+    assert missing.returncode == 2 and "cannot read" in missing.stderr and "No such file" in missing.stderr
+    assert directory.returncode == 2 and "is not a regular file" in directory.stderr
+    assert not_a_log.returncode == 2 and "is not a carto-mcp audit log" in not_a_log.stdout
+    assert bad_key.returncode == 2 and "--key-file: cannot read" in bad_key.stderr
+    assert no_path.returncode == 2 and "PATH" in no_path.stderr
+    for done in (missing, directory, not_a_log, bad_key, no_path):
+        assert "Traceback" not in done.stderr
+
+
+def test_audit_log_verify_help_says_what_is_checked_and_what_cannot_be_proved() -> None:
+    """--help teaches: hash and prev, keys, torn lines, the cut end and the last hash, the exit codes."""
+    done = run("audit-log", "verify", "--help")
+    assert done.returncode == 0
+    for text in ("prev", "CARTO_MCP_AUDIT_KEY", "key_id", "chain_break", "What it cannot prove", "--last-hash"):
+        assert text in done.stdout
+    assert "exit status: 0 intact" in done.stdout and "2 not checked" in done.stdout
+
+
+def test_serve_refuses_a_short_audit_key_without_showing_it(tmp_path: Path) -> None:
+    """A key shorter than 16 characters stops start-up naming its length and how to make one; the key stays unsaid."""
+    key_file = tmp_path / "short.key"
+    key_file.write_text("tiny-key", encoding="utf-8")
+    audit = str(tmp_path / "audit.jsonl")
+    by_file = run("serve", "--sandbox", "--throwaway", "--audit-log", audit, "--audit-key-file", str(key_file))
+    by_env = run("serve", "--sandbox", "--throwaway", "--audit-log", audit, env=env_with(CARTO_MCP_AUDIT_KEY="tiny"))
+    stray = run("serve", "--sandbox", "--throwaway", "--audit-key-file", str(key_file))
+
+    assert by_file.returncode == 1 and "the audit key is 8 characters long" in by_file.stderr
+    assert "secrets.token_hex" in by_file.stderr and "tiny-key" not in by_file.stderr
+    assert by_env.returncode == 1 and "CARTO_MCP_AUDIT_KEY: the audit key is 4 characters long" in by_env.stderr
+    assert stray.returncode == 1 and "--audit-key-file only applies with an audit log" in stray.stderr
+
+
+def test_the_audit_key_comes_from_its_file_or_variable_and_never_shows_in_the_settings(tmp_path: Path) -> None:
+    """--audit-key-file wins over CARTO_MCP_AUDIT_KEY; surrounding whitespace is dropped; repr shows no key."""
+    from carto_mcp.cli import build_parser
+    from carto_mcp.config import settings_from
+
+    parser = build_parser()
+    key_file = tmp_path / "audit.key"
+    key_file.write_text(f"  {AUDIT_KEY}-file\n", encoding="utf-8")
+    log = ["serve", "--audit-log", str(tmp_path / "audit.jsonl")]
+    from_env = settings_from(parser.parse_args(log), {"CARTO_MCP_AUDIT_KEY": f"{AUDIT_KEY}\n"})
+    from_file = settings_from(
+        parser.parse_args([*log, "--audit-key-file", str(key_file)]), {"CARTO_MCP_AUDIT_KEY": AUDIT_KEY}
+    )
+    no_log = settings_from(parser.parse_args(["serve"]), {"CARTO_MCP_AUDIT_KEY": AUDIT_KEY})
+
+    assert from_env.audit_key == AUDIT_KEY.encode() and from_file.audit_key == f"{AUDIT_KEY}-file".encode()
+    assert no_log.audit_key is None
+    assert AUDIT_KEY not in repr(from_env) + repr(from_file)

@@ -402,3 +402,23 @@ def test_a_bad_walk_variable_fails_its_check_and_the_rest_is_still_reported(
     assert walk["detail"] == "CARTO_MCP_MAX_CONCURRENCY: 'lots' is not a whole number"
     assert "CARTO_MCP_MAX_CONCURRENCY" in walk["fix"]
     assert report["profile"]["source"] == "env"
+
+
+def test_a_short_audit_key_fails_its_check_without_showing_it(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server would refuse this key at start-up; doctor says so (its length, how to make one), not the key."""
+    environ = {
+        "HOME": str(home),
+        "CARTO_API_TOKEN": ENV_TOKEN,
+        "CARTO_MCP_BASE_URL": "https://api.example.test",
+        "CARTO_MCP_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+        "CARTO_MCP_AUDIT_KEY": "short-key",
+    }
+    code, report, out = doctor_json(["--offline"], environ, capsys)
+
+    audit = check(report, "audit key")
+    assert code == 1 and audit["status"] == "fail"
+    assert audit["detail"] == "CARTO_MCP_AUDIT_KEY: the audit key is 9 characters long; it must have at least 16"
+    assert "secrets.token_hex" in audit["fix"] and "short-key" not in out
+    assert report["profile"]["source"] == "env"

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx2
@@ -28,6 +28,7 @@ from _procs import free_port, stop
 
 from carto_mcp.sandbox import running_sandbox
 from carto_mcp.sandbox.server import RunningSandbox
+from carto_mcp.server.audit import AuditLog
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -273,7 +274,8 @@ def test_deployment_probes_secrets_resources_and_security_context() -> None:
     for probe in ("readinessProbe", "livenessProbe"):
         block = text.split(f"{probe}:", 1)[1].split("Probe:", 1)[0]
         assert "path: /healthz" in block, probe
-    for variable in ("CARTO_MCP_AUTH_TOKEN", "CARTO_MCP_CONFIRM_KEY", "CARTO_CLIENT_ID", "CARTO_CLIENT_SECRET"):
+    secrets = ("CARTO_MCP_AUTH_TOKEN", "CARTO_MCP_CONFIRM_KEY", "CARTO_MCP_AUDIT_KEY")
+    for variable in (*secrets, "CARTO_M2M_CLIENT_ID", "CARTO_M2M_CLIENT_SECRET"):
         assert re.search(rf"- name: {variable}\n\s+valueFrom:\n\s+secretKeyRef:", text), variable
     assert re.search(r"resources:\n\s+requests:\n(.|\n)*?limits:", text)
     assert "runAsNonRoot: true" in text and "readOnlyRootFilesystem: true" in text
@@ -282,15 +284,28 @@ def test_deployment_probes_secrets_resources_and_security_context() -> None:
     assert "kind: Service" in _deploy_text("k8s/service.yaml")
 
 
+def test_the_deployments_audit_log_is_a_file_on_a_mounted_volume_the_server_accepts(tmp_path: Path) -> None:
+    """A chained log must be a regular file: the manifest's path is under a mounted volume, never a pipe."""
+    text = _deploy_text("k8s/deployment.yaml")
+    path = re.search(r"- name: CARTO_MCP_AUDIT_LOG\n\s+value: \"([^\"]+)\"", text)
+    assert path is not None
+    log = PurePosixPath(path.group(1))
+    mounts = re.findall(r"mountPath: (\S+)", text)
+    assert str(log.parent) in mounts and not str(log).startswith("/dev/")
+    # The server accepts that shape of path at start-up (here under a temporary directory).
+    AuditLog(tmp_path / log.relative_to("/")).check()
+
+
 def test_secret_example_holds_placeholders_only() -> None:
     """Every value is an obvious placeholder: nothing that could pass for a real credential."""
     text = _deploy_text("k8s/secret.example.yaml")
-    values = re.findall(r"^  ([A-Z_]+): \"([^\"]*)\"$", text, re.M)
+    values = re.findall(r"^  ([A-Z0-9_]+): \"([^\"]*)\"$", text, re.M)
     assert {k for k, _ in values} == {
         "CARTO_MCP_AUTH_TOKEN",
         "CARTO_MCP_CONFIRM_KEY",
-        "CARTO_CLIENT_ID",
-        "CARTO_CLIENT_SECRET",
+        "CARTO_MCP_AUDIT_KEY",
+        "CARTO_M2M_CLIENT_ID",
+        "CARTO_M2M_CLIENT_SECRET",
     }
     for key, value in values:
         assert value.startswith("REPLACE_ME"), key

@@ -8,7 +8,9 @@ they never build MCP errors, write audit lines or format replies. Two narrow hoo
   drop a restriction), rewrites the SDK's validation text so it never echoes an input value,
   turns a deliberate `CartoError` — from the body or a resolver — into a tool error the model
   can act on (values that look like secrets masked), and writes the call's one audit line,
-  whatever happened: a result, an error, or a cancellation after a credential was made.
+  whatever happened: a result, an error, or a cancellation after a credential was made. The
+  line is written in a worker thread (it waits on the file lock another server may hold, and
+  syncs to disk), shielded from the call's cancellation so a cancelled call is still recorded.
   Anything else is a bug and stays the SDK's masked error.
 - `wrap(spec)` is what the server registers for each tool: it runs the body, notes the
   result's outcome for the audit line, and turns the result model into our reply
@@ -25,6 +27,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult
@@ -158,9 +162,9 @@ class CallAdapter:
                 # An id CARTO confirmed is recorded as it is; a caller's unverified one is masked if it looks secret.
                 given = _audit_id(arguments.get("id"))
                 ident = call.ident or call.created or (redact(given) if given else None)
-                self._audit(context, spec, arguments, outcome, ident, error or None)
+                await self._audit(context, spec, arguments, outcome, ident, error or None)
 
-    def _audit(
+    async def _audit(
         self,
         context: Context[Any, Any],
         spec: ToolSpec,
@@ -173,10 +177,10 @@ class CallAdapter:
             state = state_of(context)
         except (ValueError, AssertionError):  # called outside a request: nothing to audit into
             return
-        _audit(state, spec, arguments, outcome, ident, error=error)
+        await _audit(state, spec, arguments, outcome, ident, error=error)
 
 
-def _audit(
+async def _audit(
     state: AppState,
     spec: ToolSpec,
     arguments: Mapping[str, Any],
@@ -189,15 +193,18 @@ def _audit(
     if state.audit is None:
         return
     kind = arguments.get("kind") if isinstance(arguments.get("kind"), str) else spec.kind
+    record = functools.partial(
+        state.audit.record,
+        profile=_profile_label(state, arguments.get("profile")),
+        tool=spec.name,
+        kind=kind,
+        ident=_audit_id(ident),
+        outcome=outcome,
+        error=error,
+    )
     try:
-        state.audit.record(
-            profile=_profile_label(state, arguments.get("profile")),
-            tool=spec.name,
-            kind=kind,
-            ident=_audit_id(ident),
-            outcome=outcome,
-            error=error,
-        )
+        with anyio.CancelScope(shield=True):  # bounded: record gives up after its lock_timeout
+            await anyio.to_thread.run_sync(record)
     except OSError as exc:
         logger.error("could not write the audit log %s: %s", state.audit.path, exc.strerror or type(exc).__name__)
 

@@ -107,7 +107,7 @@ def build_server(
     """Build the server. `transport` lets tests route the CARTO client through a mock or the sandbox."""
     settings = settings or Settings()
     specs = select_tools(TOOLS, read_only=settings.read_only, include=settings.tools, exclude=settings.exclude_tools)
-    audit = AuditLog(settings.audit_log) if settings.audit_log else None
+    audit = AuditLog(settings.audit_log, key=settings.audit_key) if settings.audit_log else None
     if audit is not None:
         audit.check()
 

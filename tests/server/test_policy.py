@@ -131,7 +131,7 @@ async def test_the_audit_log_has_one_line_per_mutating_call_and_no_secret(
         ("revoke_credential", "m2m", "error"),
     ]
     for entry in lines:
-        assert set(entry) == {"time", "profile", "tool", "kind", "id", "outcome", "error"}
+        assert set(entry) == {"time", "profile", "tool", "kind", "id", "outcome", "error", "prev", "hash"}
         assert entry["time"].endswith("Z")
         assert entry["profile"]
     assert [e["id"] for e in lines[:6]] == [token["id"], spa["id"], m2m["id"], spa["id"], token["id"], token["id"]]
