@@ -25,16 +25,26 @@ from carto_mcp.server.audit import AuditLog
 #: Upper bound on the two-process test; each writer needs well under a second on a laptop.
 PROCESS_TIMEOUT = 60.0
 
-#: A writer process: says it is ready, waits for the go (so both really run at once), then writes.
+#: A writer process: says it is ready, waits for the go, then meets the other writer at a barrier
+#: (a marker file each) so neither can finish before the other starts, and writes with a pause
+#: between lines so the scheduler has every chance to interleave them.
 WRITER = """
-import sys
+import sys, time
 from pathlib import Path
 from carto_mcp.server.audit import AuditLog
-log = AuditLog(Path(sys.argv[1]))
+path, name, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+log = AuditLog(path)
 print("ready", flush=True)
 sys.stdin.readline()
-for n in range(int(sys.argv[3])):
-    log.record(profile="p", tool="create_token", kind="token", ident=f"{sys.argv[2]}-{n}", outcome="ok")
+(path.parent / f"started-{name}").touch()
+deadline = time.monotonic() + 30
+while len(list(path.parent.glob("started-*"))) < 2:
+    if time.monotonic() > deadline:
+        sys.exit("the other writer never started")
+    time.sleep(0.001)
+for n in range(count):
+    log.record(profile="p", tool="create_token", kind="token", ident=f"{name}-{n}", outcome="ok")
+    time.sleep(0.0005)
 """
 
 
