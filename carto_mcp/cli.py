@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from carto_mcp import __version__, logs
 from carto_mcp.audit_cli import add_audit_parser, run_audit
@@ -35,6 +35,9 @@ from carto_mcp.doctor import add_doctor_parser, run_doctor
 from carto_mcp.errors import CartoError, InputError
 from carto_mcp.install import add_install_parser, run_install
 from carto_mcp.policy_cli import add_policy_parser, run_policy
+
+if TYPE_CHECKING:
+    from carto_mcp.credentials.reveal import RevealStore
 
 EPILOG_MAIN = """\
 examples:
@@ -248,6 +251,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     token = environ.get(ENV_AUTH_TOKEN)
     if args.auth_token_file:
         token = read_secret_file(args.auth_token_file, "--auth-token-file")
+    server.reveals.behind_bearer = bool(token)  # a browser opening a reveal link sends no bearer
     app = build_http_app(
         server,
         transport=args.transport,
@@ -257,6 +261,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         auth_token=token,
         allowed_origins=tuple(args.allow_origin),
         allowed_hosts=(*args.allow_host, *split_csv(environ.get(ENV_ALLOWED_HOSTS))),
+        routes=server.reveals.routes(),
     )
     path = "/sse" if args.transport == "sse" else "/mcp"
     print(f"carto-mcp {args.transport} on http://{args.host}:{args.port}{path}", file=sys.stderr)
@@ -282,32 +287,70 @@ def cmd_call(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print('carto-mcp call: arguments must be a JSON object, like \'{"kind": "token"}\'.', file=sys.stderr)
         return 2
     settings = settings_from(args, environ)
-    payload, is_error = anyio.run(_call_tool, settings, args.tool, arguments)
-    print(json.dumps(payload, indent=2, ensure_ascii=False))
+    is_error = anyio.run(_call_tool, settings, args.tool, arguments)
     return 1 if is_error else 0
 
 
-async def _call_tool(settings: Settings, tool: str, arguments: dict[str, Any]) -> tuple[Any, bool]:
-    """One tool call through a real MCP client session (in-process), as a host would make it."""
+async def _call_tool(settings: Settings, tool: str, arguments: dict[str, Any]) -> bool:
+    """One tool call through a real MCP client session (in-process), as a host would make it; True on an error.
+
+    At a terminal the client can answer questions and open pages: confirmations are asked on
+    stderr, and a new secret's one-time page is printed there as a URL (stdout gets only the
+    result). The process then stays until the page is opened or expires, since the page goes
+    away with it. The session speaks the handshake revisions, where a tool may ask mid-call.
+    """
     from mcp import Client
 
     from carto_mcp.server.app import build_server
 
-    callback = _terminal_elicitation if sys.stdin.isatty() and sys.stderr.isatty() else None
-    async with Client(build_server(settings), elicitation_callback=callback) as client:
+    terminal = sys.stdin.isatty() and sys.stderr.isatty()
+    server = build_server(settings)
+    options: dict[str, Any] = {"elicitation_callback": _terminal_elicitation, "mode": "legacy"} if terminal else {}
+    async with Client(server, **options) as client:
         result = await client.call_tool(tool, arguments)
-    if result.is_error:
-        text = " ".join(getattr(c, "text", "") for c in result.content)
-        return {"error": text}, True
-    if result.structured_content is not None:
-        return result.structured_content, False
-    return [c.model_dump(mode="json", exclude_none=True) for c in result.content], False
+        if result.is_error:
+            payload: Any = {"error": " ".join(getattr(c, "text", "") for c in result.content)}
+        elif result.structured_content is not None:
+            payload = result.structured_content
+        else:
+            payload = [c.model_dump(mode="json", exclude_none=True) for c in result.content]
+        print(json.dumps(payload, indent=2, ensure_ascii=False), flush=True)
+        await _wait_for_reveals(server.reveals.store)
+    return bool(result.is_error)
+
+
+async def _wait_for_reveals(store: RevealStore) -> None:
+    """Keep the one-time pages up until they are opened or expire; Ctrl-C shows what is left on the terminal."""
+    import anyio
+
+    if not store.pending():
+        return
+    minutes = max(1, round(store.ttl / 60))
+    print(
+        f"\nWaiting for the one-time page above to be opened (it expires in {minutes} min). Ctrl-C stops "
+        "waiting and shows the secret here instead.",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        while store.pending():
+            await anyio.sleep(0.2)
+    except anyio.get_cancelled_exc_class():
+        for page in store.take_all():  # the terminal is where the CARTO CLI shows a secret, too
+            print(f"\n{page.title}:", file=sys.stderr)
+            for name, value in page.values:
+                print(f"  {name}={value}", file=sys.stderr)
+        raise
 
 
 async def _terminal_elicitation(context: Any, params: Any) -> Any:
-    """Ask the person at the terminal, as a desktop host would show a confirmation dialog."""
+    """Ask the person at the terminal, as a desktop host would show a confirmation dialog or open a link."""
     import anyio
     from mcp_types import ElicitResult
+
+    if getattr(params, "mode", None) == "url":
+        print(f"\n{params.message}\n  {params.url}", file=sys.stderr, flush=True)
+        return ElicitResult(action="accept")
 
     def ask() -> str:
         print(f"\n{params.message}", file=sys.stderr)

@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar, get_args
 
 from carto_mcp.errors import InputError
 from carto_mcp.profiles import ProfileInputs
@@ -33,14 +33,19 @@ __all__ = [
     "ENV_POLICY",
     "ENV_PROFILES",
     "ENV_READ_ONLY",
+    "ENV_REVEAL_TTL",
     "ENV_SANDBOX",
     "ENV_SANDBOX_DB",
+    "ENV_SECRETS",
+    "ENV_SECRETS_DIR",
     "ENV_TOOLS",
     "ENV_YES",
     "MAX_MESSAGE_BYTES",
+    "SecretMode",
     "Settings",
     "add_credential_flags",
     "add_safety_flags",
+    "add_secret_flags",
     "add_tuning_flags",
     "audit_key",
     "check_sandbox_db",
@@ -74,6 +79,15 @@ ENV_ALLOWED_HOSTS = "CARTO_MCP_ALLOWED_HOSTS"
 ENV_MAX_CONCURRENCY = "CARTO_MCP_MAX_CONCURRENCY"
 ENV_POLICY = "CARTO_MCP_POLICY"
 ENV_CACHE_TTL = "CARTO_MCP_CACHE_TTL"
+ENV_SECRETS = "CARTO_MCP_SECRETS"
+ENV_SECRETS_DIR = "CARTO_MCP_SECRETS_DIR"
+ENV_REVEAL_TTL = "CARTO_MCP_REVEAL_TTL"
+
+#: Where a new secret goes: a one-time page (URL elicitation), a 0600 file, or the tool result.
+SecretMode = Literal["reveal", "file", "inline"]
+SECRET_MODES: tuple[SecretMode, ...] = get_args(SecretMode)
+#: Seconds a reveal page answers before its secret is wiped, unless --reveal-ttl says otherwise.
+DEFAULT_REVEAL_TTL = 600.0
 
 #: Page requests in flight at once during a walk, unless --max-concurrency says otherwise.
 DEFAULT_MAX_CONCURRENCY = 8
@@ -115,6 +129,12 @@ class Settings:
     cache_ttl: float = DEFAULT_CACHE_TTL
     #: The organization's rules for what may be created (--policy), checked before any request.
     policy: ActivePolicy | None = None
+    #: Where new secrets go (--secrets); None: reveal when the client can open URLs, else file, else inline.
+    secrets: SecretMode | None = None
+    #: The directory `file` delivery writes one 0600 `.env` file per secret into (--secrets-dir).
+    secrets_dir: Path | None = None
+    #: Seconds a reveal page answers once before its secret is wiped.
+    reveal_ttl: float = DEFAULT_REVEAL_TTL
 
 
 def truthy(value: str | None) -> bool:
@@ -197,6 +217,32 @@ def add_safety_flags(parser: argparse.ArgumentParser) -> None:
         f"client URLs, hourly limits), enforced before any request reaches CARTO ({ENV_POLICY}); "
         "`carto-mcp policy check FILE` validates one",
     )
+    add_secret_flags(parser)
+
+
+def add_secret_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that decide where a new token value or M2M client secret goes."""
+    g = parser.add_argument_group("where new secrets go (token values, M2M client secrets)")
+    g.add_argument(
+        "--secrets",
+        choices=SECRET_MODES,
+        help=f"reveal: a one-time page on 127.0.0.1 the client opens for the person (URL elicitation); file: a "
+        f"0600 .env file under --secrets-dir; inline: in the tool result, so in the conversation (env "
+        f"{ENV_SECRETS}). Default: reveal when the client can open URLs, else file when --secrets-dir is set, "
+        "else inline with a warning. reveal never silently becomes inline",
+    )
+    g.add_argument(
+        "--secrets-dir",
+        type=Path,
+        help=f"directory for file delivery: one 0600 .env file per new secret, named for the credential "
+        f"(env {ENV_SECRETS_DIR}); created 0700 if missing",
+    )
+    g.add_argument(
+        "--reveal-ttl",
+        type=reveal_seconds,
+        help=f"seconds a reveal page answers (once) before its secret is wiped (env {ENV_REVEAL_TTL}; default "
+        f"{DEFAULT_REVEAL_TTL:g})",
+    )
 
 
 def add_tuning_flags(parser: argparse.ArgumentParser) -> None:
@@ -230,13 +276,52 @@ def concurrency(text: str) -> int:
 
 def seconds(text: str) -> float:
     """argparse type of --cache-ttl: seconds, 0 or more."""
+    return _seconds_between(text, 0, 86400)
+
+
+def reveal_seconds(text: str) -> float:
+    """argparse type of --reveal-ttl: 30 seconds to a day."""
+    return _seconds_between(text, 30, 86400)
+
+
+def _seconds_between(text: str, low: float, high: float) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value <= 86400:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 86400 seconds")
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text} is not between {low:g} and {high:g} seconds")
     return value
+
+
+def secret_mode(text: str) -> SecretMode:
+    """CARTO_MCP_SECRETS, read as --secrets is."""
+    for mode in SECRET_MODES:
+        if text.strip().lower() == mode:
+            return mode
+    raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(SECRET_MODES)}")
+
+
+def secrets_dir(path: Path, flag: str) -> Path:
+    """The secrets dir, made (0700) if missing; a clear error when it cannot be one."""
+    path = path.expanduser()
+    if not path.is_absolute():
+        path = path.absolute()
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(
+            f"{flag} {path} is a file, not a directory", field="secrets_dir", fix="name a directory"
+        ) from None
+    except OSError as exc:
+        raise InputError(
+            f"{flag} {path} cannot be created ({exc.strerror or type(exc).__name__})",
+            field="secrets_dir",
+            fix="create it yourself (mode 0700) or name another directory",
+        ) from None
+    if not path.is_dir():
+        raise InputError(f"{flag} {path} is not a directory", field="secrets_dir", fix="name a directory")
+    return path
 
 
 def _from_env(environ: Mapping[str, str], name: str, parse: Callable[[str], T]) -> T | None:
@@ -358,6 +443,7 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
             field="audit_key_file",
             fix=f"add --audit-log PATH (or {ENV_AUDIT_LOG}), or drop --audit-key-file",
         )
+    secrets = _secret_settings(args, environ)
     return Settings(
         policy=_policy(_as_path(flag("policy")), environ.get(ENV_POLICY)),
         profile=ProfileInputs(
@@ -384,7 +470,38 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
         or _from_env(environ, ENV_MAX_CONCURRENCY, concurrency)
         or DEFAULT_MAX_CONCURRENCY,
         cache_ttl=_first_number(flag("cache_ttl"), _from_env(environ, ENV_CACHE_TTL, seconds), DEFAULT_CACHE_TTL),
+        secrets=secrets.mode,
+        secrets_dir=secrets.directory,
+        reveal_ttl=secrets.reveal_ttl,
     )
+
+
+@dataclass(frozen=True)
+class _Secrets:
+    mode: SecretMode | None
+    directory: Path | None
+    reveal_ttl: float
+
+
+def _secret_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> _Secrets:
+    """--secrets, --secrets-dir and --reveal-ttl: `file` needs a dir, and a dir is made now, not at the first create."""
+    flagged = getattr(args, "secrets", None)
+    mode = secret_mode(flagged) if isinstance(flagged, str) else _from_env(environ, ENV_SECRETS, secret_mode)
+    given = _as_path(getattr(args, "secrets_dir", None))
+    flag_name = "--secrets-dir" if given is not None else ENV_SECRETS_DIR
+    given = given or _path(environ.get(ENV_SECRETS_DIR))
+    if mode == "file" and given is None:
+        raise InputError(
+            "--secrets file needs a directory to write to",
+            field="secrets_dir",
+            fix=f"add --secrets-dir DIR (or {ENV_SECRETS_DIR}), or choose --secrets reveal or inline",
+        )
+    ttl = _int_or_float(getattr(args, "reveal_ttl", None)) or _from_env(environ, ENV_REVEAL_TTL, reveal_seconds)
+    return _Secrets(mode, secrets_dir(given, flag_name) if given is not None else None, ttl or DEFAULT_REVEAL_TTL)
+
+
+def _int_or_float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _policy(flag: Path | None, env: str | None) -> ActivePolicy | None:

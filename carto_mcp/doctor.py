@@ -30,8 +30,12 @@ from carto_mcp.config import (
     ENV_CACHE_TTL,
     ENV_MAX_CONCURRENCY,
     ENV_POLICY,
+    ENV_REVEAL_TTL,
+    ENV_SECRETS,
+    ENV_SECRETS_DIR,
     Settings,
     add_credential_flags,
+    add_secret_flags,
     add_tuning_flags,
     settings_from,
 )
@@ -117,6 +121,7 @@ def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--offline", action="store_true", help="make no network call")
     add_credential_flags(parser)
     add_tuning_flags(parser)
+    add_secret_flags(parser)
     parser.add_argument("--policy", type=Path, help=f"the policy file serve is given ({ENV_POLICY}): checked and shown")
     return parser
 
@@ -147,16 +152,19 @@ def diagnose(args: argparse.Namespace, environ: Mapping[str, str]) -> DoctorRepo
         checks.append(Check(name, "fail", exc.message, exc.fix or ""))
         # The rest of the report is made without the settings that could not be used.
         settings = settings_from(
-            argparse.Namespace(**{**vars(args), "client_secret_file": None, "policy": None}),
+            argparse.Namespace(
+                **{**vars(args), "client_secret_file": None, "policy": None, "secrets": None, "secrets_dir": None}
+            ),
             {
                 k: v
                 for k, v in environ.items()
-                if k not in (ENV_MAX_CONCURRENCY, ENV_CACHE_TTL, ENV_POLICY, ENV_AUDIT_KEY)
+                if k not in (ENV_MAX_CONCURRENCY, ENV_CACHE_TTL, ENV_POLICY, ENV_AUDIT_KEY, *_SECRET_ENV)
             },
         )
-        checks += [check for check in (_walk_check(settings), _policy_check(settings)) if check.name != name]
+        found = (_walk_check(settings), _policy_check(settings), _secrets_check(settings))
+        checks += [check for check in found if check.name != name]
     else:
-        checks += [_walk_check(settings), _policy_check(settings)]
+        checks += [_walk_check(settings), _policy_check(settings), _secrets_check(settings)]
     report, latency = anyio.run(_check_connections, settings, environ, bool(getattr(args, "offline", False)))
     checks.extend(report.checks)
     return DoctorReport(
@@ -171,7 +179,36 @@ _SETTING_CHECKS = {
     ENV_MAX_CONCURRENCY.lower(): "large accounts",
     ENV_CACHE_TTL.lower(): "large accounts",
     "policy": "policy",
+    "secrets": "secrets",
+    "secrets_dir": "secrets",
+    ENV_SECRETS.lower(): "secrets",
+    ENV_REVEAL_TTL.lower(): "secrets",
 }
+_SECRET_ENV = (ENV_SECRETS, ENV_SECRETS_DIR, ENV_REVEAL_TTL)
+
+
+def _secrets_check(settings: Settings) -> Check:
+    """Where new secrets will go; a warning when a client without URL elicitation would get them inline."""
+    ttl = f"reveal pages answer once, for {settings.reveal_ttl:g} s"
+    where = f"files under {settings.secrets_dir}" if settings.secrets_dir else None
+    if settings.secrets == "inline":
+        return Check("secrets", "warn", "--secrets inline: every new secret goes into the conversation", _SECRETS_FIX)
+    if settings.secrets == "file":
+        return Check("secrets", "ok", f"file: {where}")
+    if settings.secrets == "reveal":
+        fallback = where or "no fallback: a create refused (before anything is sent) if the client cannot"
+        return Check("secrets", "ok", f"reveal: a one-time page the client opens ({ttl}); else {fallback}")
+    if where is None:  # the default: said plainly, with the fix, but not a problem of this set-up
+        return Check(
+            "secrets",
+            "ok",
+            f"reveal when the client can open URLs ({ttl}); otherwise inline, in the conversation (to avoid "
+            "that, add --secrets-dir DIR)",
+        )
+    return Check("secrets", "ok", f"reveal when the client can open URLs ({ttl}); otherwise {where}")
+
+
+_SECRETS_FIX = "add --secrets-dir DIR (or CARTO_MCP_SECRETS_DIR) so a client that cannot open URLs gets a 0600 file"
 
 
 def _policy_check(settings: Settings) -> Check:

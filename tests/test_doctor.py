@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -422,3 +423,25 @@ def test_a_short_audit_key_fails_its_check_without_showing_it(
     assert audit["detail"] == "CARTO_MCP_AUDIT_KEY: the audit key is 9 characters long; it must have at least 16"
     assert "secrets.token_hex" in audit["fix"] and "short-key" not in out
     assert report["profile"]["source"] == "env"
+
+
+def test_doctor_says_where_new_secrets_go(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The secrets check: the default and its fallback, a secrets dir, and `--secrets file` without one."""
+    env = {"HOME": str(home)}
+    offline = ["--sandbox", "--throwaway", "--offline"]
+    _, report, _ = doctor_json(offline, env, capsys)
+    default = check(report, "secrets")
+    assert default["status"] == "ok" and "reveal" in default["detail"] and "--secrets-dir" in default["detail"]
+    secrets_dir = tmp_path / "secrets"
+    _, report, _ = doctor_json(
+        ["--sandbox", "--throwaway", "--offline", "--secrets-dir", str(secrets_dir)], env, capsys
+    )
+    assert check(report, "secrets")["status"] == "ok" and str(secrets_dir) in check(report, "secrets")["detail"]
+    assert secrets_dir.is_dir() and stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
+    code, report, _ = doctor_json([*offline, "--secrets", "file"], env, capsys)
+    failed = check(report, "secrets")
+    assert code == 1 and failed["status"] == "fail" and "--secrets-dir" in failed["fix"]
+    _, report, _ = doctor_json(
+        ["--sandbox", "--throwaway", "--offline"], {**env, "CARTO_MCP_SECRETS": "inline"}, capsys
+    )
+    assert check(report, "secrets")["status"] == "warn"

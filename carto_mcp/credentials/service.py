@@ -15,12 +15,13 @@ from carto_mcp.api import CartoClient
 from carto_mcp.config import DEFAULT_CACHE_TTL
 from carto_mcp.credentials.cache import ListingCache
 from carto_mcp.credentials.changes import Plan, client_plan, client_urls, revoke_plan, token_plan
+from carto_mcp.credentials.delivery import Delivered, InlineSink, SecretSink
 from carto_mcp.credentials.events import announce_created
 from carto_mcp.credentials.guard import Guard
 from carto_mcp.credentials.hygiene import audit
 from carto_mcp.credentials.listing import Cursor, ListQuery, Progress, list_page, walk
 from carto_mcp.credentials.recovery import matching_clients, matching_tokens
-from carto_mcp.credentials.secrets import SecretFile
+from carto_mcp.credentials.reveal import SecretPage
 from carto_mcp.errors import (
     CartoError,
     InputError,
@@ -152,7 +153,7 @@ class Credentials:
 
     # --- creating -------------------------------------------------------------------------
 
-    async def create_token(self, request: TokenCreate, secret: SecretFile | None = None) -> TokenCreated:
+    async def create_token(self, request: TokenCreate, sink: SecretSink | None = None) -> TokenCreated:
         warnings = list(request.warnings)
         warnings += self.guard.enforce(self.guard.token_violations(TokenFacts.of_request(request)), "token")
         warnings += self.guard.count_creation()
@@ -164,7 +165,8 @@ class Credentials:
                 token = await self._recover_token(request, since, lost)
                 warnings.append(RECOVERED)
         announce_created("token", token.id)
-        return await self._deliver_token(token, warnings, secret)
+        chosen: SecretSink = sink or InlineSink()
+        return await self._deliver_token(token, warnings, chosen)
 
     async def create_spa(self, request: SpaCreate) -> ClientCreated:
         urls = client_urls(request.model_dump(exclude_none=True))
@@ -172,7 +174,7 @@ class Credentials:
         client, warnings = await self._create_client("spa", request.title, request.to_wire())
         return ClientCreated(id=client.client_id, detail=ClientDetail.of(client, "spa"), warnings=allowed + warnings)
 
-    async def create_m2m(self, request: M2MCreate, secret: SecretFile | None = None) -> ClientCreated:
+    async def create_m2m(self, request: M2MCreate, sink: SecretSink | None = None) -> ClientCreated:
         allowed = self.guard.enforce(self.guard.client_violations("m2m", [], creating=True), "M2M client")
         try:
             client, _ = await self._create_client("m2m", request.title, request.to_wire())
@@ -183,12 +185,20 @@ class Credentials:
         result = ClientCreated(id=client.client_id, detail=ClientDetail.of(client, "m2m"), warnings=allowed)
         if client.client_secret is None:
             return result.model_copy(update={"warnings": ["CARTO returned no client secret for this M2M client."]})
-        if secret is not None:
-            saved = await secret.deliver((client.client_id, client.client_secret))
-            if saved is not None:
-                return result.model_copy(update={"secret_file": str(saved), "secret_variables": list(secret.variables)})
-            result.warnings.append("Could not write secret_output_file; the secret is returned here instead.")
-        return result.model_copy(update={"client_secret": client.client_secret})
+        page = SecretPage(
+            f"M2M OAuth client {client.title or client.client_id}",
+            tuple(zip(M2M_VARIABLES, (client.client_id, client.client_secret), strict=True)),
+            (
+                ("Kind", "Machine-to-Machine OAuth client"),
+                ("Client id", client.client_id),
+                ("Profile", self.profile_name),
+            ),
+        )
+        done = await (sink or InlineSink()).deliver(page, f"m2m-{client.client_id}")
+        update = _delivered(done, result.warnings)
+        if done.value_in_result:
+            update["client_secret"] = client.client_secret
+        return result.model_copy(update=update)
 
     async def _create_client(
         self, kind: ClientKind, title: str, body: dict[str, object]
@@ -226,15 +236,14 @@ class Credentials:
             raise _unchecked(lost, failed) from lost
         return _the_one(f"{kind} client", [(c.client_id, c) for c in found], seen, since, lost)
 
-    async def _deliver_token(self, token: Token, warnings: list[str], secret: SecretFile | None) -> TokenCreated:
-        """The create result: the token value once, or only where it was written."""
+    async def _deliver_token(self, token: Token, warnings: list[str], sink: SecretSink) -> TokenCreated:
+        """The create result: the token value once if it goes inline, else only where it went."""
         result = TokenCreated(id=token.id, detail=TokenDetail.of(token), warnings=warnings)
-        if secret is not None:
-            saved = await secret.deliver((token.token,))
-            if saved is not None:
-                return result.model_copy(update={"secret_file": str(saved), "secret_variables": list(secret.variables)})
-            result.warnings.append("Could not write secret_output_file; the token is returned here instead.")
-        return result.model_copy(update={"token": token.token})
+        done = await sink.deliver(_token_page(token, self.profile_name), f"token-{token.id}")
+        update = _delivered(done, result.warnings)
+        if done.value_in_result:
+            update["token"] = token.token
+        return result.model_copy(update=update)
 
     # --- changing -------------------------------------------------------------------------
 
@@ -302,15 +311,13 @@ class Credentials:
             return False
         return False
 
-    async def rotate(
-        self, old: Token, request: TokenCreate, secret: SecretFile | None, *, revoke_old: bool
-    ) -> Rotation:
+    async def rotate(self, old: Token, request: TokenCreate, sink: SecretSink | None, *, revoke_old: bool) -> Rotation:
         """Create the replacement and deliver it; then, if asked, revoke the old token.
 
         The replacement is delivered before the revoke is tried, so a failing revoke costs
         nothing: the result still holds the new token, and says the old one still works.
         """
-        new = await self.create_token(request, secret)
+        new = await self.create_token(request, sink)
         if not revoke_old:
             return Rotation(new, old_revoked=False)
         try:
@@ -319,6 +326,36 @@ class Credentials:
         except CartoError as exc:
             return Rotation(new, old_revoked=False, revoke_error=exc)
         return Rotation(new, old_revoked=True)
+
+
+def _token_page(token: Token, profile: str) -> SecretPage:
+    """What a token's reveal page shows beside the value: what it can reach, and until when."""
+    connections = sorted({g.connection_name for g in token.grants})
+    facts = [
+        ("Token id", token.id),
+        ("Name", token.name or "(none)"),
+        ("Profile", profile),
+        ("APIs", ", ".join(token.allowed_apis) or "(none)"),
+        ("Connections", ", ".join(connections) or "(none)"),
+        ("Sources", f"{len(token.grants)} granted" if token.grants else "(none)"),
+        ("Referers", ", ".join(token.referers) or "any (no referer restriction)"),
+        ("Expires", token.expiration_date or "never"),
+    ]
+    return SecretPage(
+        f"API Access Token {token.name or token.id}", (("CARTO_API_ACCESS_TOKEN", token.token),), tuple(facts)
+    )
+
+
+def _delivered(done: Delivered, warnings: list[str]) -> dict[str, object]:
+    """The result fields a delivery sets (never the value itself: the caller adds it for inline)."""
+    return {
+        "delivery": done.mode,
+        "secret_file": str(done.file) if done.file is not None else None,
+        "secret_variables": list(done.variables),
+        "reveal_url": done.reveal_url,
+        "reveal_expires_at": done.reveal_expires_at,
+        "warnings": [*warnings, *done.warnings],
+    }
 
 
 #: The warning on a create whose answer was lost but whose credential was found.

@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from carto_mcp.config import SecretMode
 from carto_mcp.masking import mask
 from carto_mcp.models.kinds import ClientKind, CredentialKind
 from carto_mcp.models.schema import Maybe
@@ -162,8 +163,19 @@ class TokenCreated(BaseModel):
     status: Literal["created", "dry_run"] = "created"
     id: Maybe[str] = None
     token: Maybe[str] = Field(default=None, description="The full token value, shown once. Store it now.")
+    delivery: Maybe[SecretMode] = Field(
+        default=None,
+        description="Where the value went: reveal (a one-time page shown to the person, never here), file "
+        "(secret_file) or inline (in `token`).",
+    )
     secret_file: Maybe[str] = None
     secret_variables: list[str] = Field(default_factory=list)
+    reveal_url: Maybe[str] = Field(
+        default=None,
+        description="reveal only, when the person did not open the page: it still answers once until "
+        "reveal_expires_at. Give it to the person; do not open it yourself.",
+    )
+    reveal_expires_at: Maybe[str] = None
     detail: Maybe[TokenDetail] = None
     request: Maybe[dict[str, Any]] = Field(default=None, description="dry_run only: the normalized request body.")
     policy_violations: list[PolicyBreach] = Field(
@@ -179,6 +191,11 @@ class TokenCreated(BaseModel):
     def audit_id(self) -> str | None:
         return self.id
 
+    @property
+    def audit_delivery(self) -> str | None:
+        """How the value was delivered, for the audit line (never the value)."""
+        return self.delivery
+
     def summary(self) -> str:
         notes = f" {_plural(len(self.warnings), 'warning')}: see warnings." if self.warnings else ""
         if self.status == "dry_run":
@@ -190,10 +207,13 @@ class TokenCreated(BaseModel):
                 )
             return f"Dry run: the request is valid and nothing was created.{notes}"
         name = f" ({self.detail.name})" if self.detail and self.detail.name else ""
+        head = f"Created token {self.id}{name}"
+        if self.delivery == "reveal":
+            return f"{head}; {_revealed(self.reveal_url, self.reveal_expires_at, 'its value')}{notes}"
         if self.secret_file:
             where = f"written to {self.secret_file} as {', '.join(self.secret_variables)}"
-            return f"Created token {self.id}{name}; its value was {where}.{notes}"
-        return f"Created token {self.id}{name}. Its value is in `token`, shown only this once: store it now.{notes}"
+            return f"{head}; its value was {where}.{notes}"
+        return f"{head}. Its value is in `token`, shown only this once: store it now.{notes}"
 
 
 class ClientCreated(BaseModel):
@@ -202,8 +222,15 @@ class ClientCreated(BaseModel):
     status: Literal["created"] = "created"
     id: str
     client_secret: Maybe[str] = Field(default=None, description="M2M only: the client secret, shown once.")
+    delivery: Maybe[SecretMode] = Field(
+        default=None, description="M2M only: where the secret went (reveal, file or inline), as for create_token."
+    )
     secret_file: Maybe[str] = None
     secret_variables: list[str] = Field(default_factory=list)
+    reveal_url: Maybe[str] = Field(
+        default=None, description="reveal only, when the person did not open the page: give it to the person."
+    )
+    reveal_expires_at: Maybe[str] = None
     detail: ClientDetail
     warnings: list[str] = Field(default_factory=list)
 
@@ -215,14 +242,34 @@ class ClientCreated(BaseModel):
     def audit_id(self) -> str:
         return self.id
 
+    @property
+    def audit_delivery(self) -> str | None:
+        return self.delivery
+
     def summary(self) -> str:
         title = f" ({self.detail.title})" if self.detail.title else ""
         head = f"Created {self.detail.kind} client {self.id}{title}."
+        if self.delivery == "reveal":
+            return f"{head} {_revealed(self.reveal_url, self.reveal_expires_at, 'Its secret')}"
         if self.secret_file:
             return f"{head} Its id and secret were written to {self.secret_file} as {', '.join(self.secret_variables)}."
         if self.client_secret:
             return f"{head} The secret is in `client_secret`, shown only this once: store it now."
         return head
+
+
+def _revealed(url: str | None, until: str | None, what: str) -> str:
+    """The summary of a reveal: shown out of band, or (declined) where the person can still open it."""
+    if url is None:
+        return (
+            f"{what} was shown to the person on a one-time page, out of band: it is not in this result and "
+            "cannot be shown again."
+        )
+    return (
+        f"{what} is not in this result: the person did not open the one-time page when asked. It still "
+        f"answers once, until {until}, at reveal_url: give that link to the person (do not open it yourself); "
+        "after that the secret is gone and the credential should be revoked."
+    )
 
 
 _Change = TypeVar("_Change", bound="ChangeResult")
@@ -322,6 +369,10 @@ class Rotated(BaseModel):
     @property
     def audit_id(self) -> str:
         return self.old_id
+
+    @property
+    def audit_delivery(self) -> str | None:
+        return self.new.delivery if self.new is not None else None
 
     def summary(self) -> str:
         return self.message

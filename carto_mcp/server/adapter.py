@@ -55,6 +55,8 @@ class _Call:
     outcome: str | None = None
     ident: str | None = None
     created: str | None = None
+    #: How a new secret was delivered (reveal, file, inline): the audit line says so, never the secret.
+    delivery: str | None = None
 
     def creation(self, kind: CredentialKind, ident: str) -> None:
         self.created = ident
@@ -75,6 +77,7 @@ def wrap(spec: ToolSpec) -> Callable[..., Awaitable[CallToolResult]]:
         if call is not None:
             call.outcome = getattr(result, "outcome", None)
             call.ident = getattr(result, "audit_id", None)
+            call.delivery = getattr(result, "audit_delivery", None)
         return reply(result)
 
     return tool
@@ -162,7 +165,7 @@ class CallAdapter:
                 # An id CARTO confirmed is recorded as it is; a caller's unverified one is masked if it looks secret.
                 given = _audit_id(arguments.get("id"))
                 ident = call.ident or call.created or (redact(given) if given else None)
-                await self._audit(context, spec, arguments, outcome, ident, error or None)
+                await self._audit(context, spec, arguments, outcome, ident, error or None, call.delivery)
 
     async def _audit(
         self,
@@ -172,12 +175,13 @@ class CallAdapter:
         outcome: str,
         ident: object,
         error: str | None,
+        delivery: str | None,
     ) -> None:
         try:
             state = state_of(context)
         except (ValueError, AssertionError):  # called outside a request: nothing to audit into
             return
-        await _audit(state, spec, arguments, outcome, ident, error=error)
+        await _audit(state, spec, arguments, outcome, ident, error=error, delivery=delivery)
 
 
 async def _audit(
@@ -188,6 +192,7 @@ async def _audit(
     ident: object,
     *,
     error: str | None = None,
+    delivery: str | None = None,
 ) -> None:
     """One audit line; a line that cannot be written is logged, and never replaces the call's result."""
     if state.audit is None:
@@ -201,6 +206,7 @@ async def _audit(
         ident=_audit_id(ident),
         outcome=outcome,
         error=error,
+        delivery=delivery,
     )
     try:
         with anyio.CancelScope(shield=True):  # bounded: record gives up after its lock_timeout

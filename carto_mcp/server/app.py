@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, GetPromptResult, InputRequiredResult
 
 from carto_mcp import __version__
 from carto_mcp.config import Settings
+from carto_mcp.credentials.reveal import RevealStore
 from carto_mcp.logs import quiet_url_loggers
 from carto_mcp.masking import redact
 from carto_mcp.server import guides
@@ -27,6 +29,7 @@ from carto_mcp.server.audit import AuditLog
 from carto_mcp.server.confirm import Confirmer
 from carto_mcp.server.connections import Connections
 from carto_mcp.server.registry import ToolSpec, select_tools
+from carto_mcp.server.reveal import RevealDesk
 from carto_mcp.server.state import AppState
 from carto_mcp.server.tools import TOOLS
 
@@ -53,9 +56,11 @@ class CartoMCP(MCPServer[AppState]):
     to word validation errors without echoing the input, so this override does exactly that.
     """
 
-    def __init__(self, *args: Any, specs: list[ToolSpec], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, specs: list[ToolSpec], reveals: RevealDesk, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.specs = specs
+        #: The one-time secret pages: an HTTP app adds `reveals.routes()`; over stdio they start their own listener.
+        self.reveals = reveals
         self._adapter = CallAdapter(specs)
         for spec in specs:
             self.add_tool(
@@ -110,6 +115,7 @@ def build_server(
     audit = AuditLog(settings.audit_log, key=settings.audit_key) if settings.audit_log else None
     if audit is not None:
         audit.check()
+    reveals = RevealDesk(RevealStore(settings.reveal_ttl))
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -120,9 +126,11 @@ def build_server(
                 settings=settings,
                 confirmer=Confirmer(settings.confirm_key, ttl=settings.confirm_ttl),
                 audit=audit,
+                reveals=reveals,
             )
         finally:
             await connections.aclose()
+            await anyio.to_thread.run_sync(reveals.stop)  # over stdio the pages end with the server
 
     server = CartoMCP(
         "carto-mcp",
@@ -132,6 +140,7 @@ def build_server(
         lifespan=lifespan,
         log_level="WARNING",  # the SDK logs whole messages at DEBUG: see carto_mcp.logs
         specs=specs,
+        reveals=reveals,
     )
     quiet_url_loggers()
     guides.register(server, settings.policy)

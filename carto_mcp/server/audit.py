@@ -117,10 +117,21 @@ class AuditLog:
             ) from None
 
     def record(
-        self, *, profile: str, tool: str, kind: str | None, ident: str | None, outcome: str, error: str | None = None
+        self,
+        *,
+        profile: str,
+        tool: str,
+        kind: str | None,
+        ident: str | None,
+        outcome: str,
+        error: str | None = None,
+        delivery: str | None = None,
     ) -> None:
-        """Append one sealed line; blocks on the file lock, so async callers run it in a worker thread."""
-        entry = {
+        """Append one sealed line; blocks on the file lock, so async callers run it in a worker thread.
+
+        `delivery` (reveal, file or inline) is written only for a call that delivered a secret.
+        """
+        entry: dict[str, Any] = {
             "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "profile": profile,
             "tool": tool,
@@ -129,6 +140,8 @@ class AuditLog:
             "outcome": outcome,
             "error": error,
         }
+        if delivery is not None:
+            entry["delivery"] = delivery
         self._append(entry)
 
     def _append(self, entry: dict[str, Any]) -> None:

@@ -30,10 +30,16 @@ from carto_mcp.config import MAX_MESSAGE_BYTES
 from carto_mcp.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from mcp.server.mcpserver import MCPServer
     from mcp.server.transport_security import TransportSecuritySettings
+    from starlette.requests import Request
+    from starlette.responses import Response
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from carto_mcp.server.app import CartoMCP
+    #: An extra GET route of the server: its path and endpoint (the reveal pages).
+    Route = tuple[str, Callable[[Request], Awaitable[Response]]]
 
 __all__ = ["HEALTH_PATH", "Guard", "build_http_app", "check_bind", "check_port", "parse_origin", "serve_http"]
 
@@ -295,7 +301,7 @@ def security_settings(
 
 
 def build_http_app(
-    server: CartoMCP,
+    server: MCPServer[Any],
     *,
     transport: str,
     host: str,
@@ -304,9 +310,12 @@ def build_http_app(
     auth_token: str | None = None,
     allowed_origins: tuple[str, ...] = (),
     allowed_hosts: tuple[str, ...] = (),
+    routes: Sequence[Route] = (),
 ) -> ASGIApp:
-    """The ASGI app for streamable HTTP (JSON responses when stateless) or SSE, with a health route."""
-    from starlette.requests import Request
+    """The ASGI app for streamable HTTP (JSON responses when stateless) or SSE, with a health route.
+
+    `routes` are more GET routes of the same server, behind the same checks (the reveal pages).
+    """
     from starlette.responses import JSONResponse
 
     check_port(port)
@@ -316,6 +325,9 @@ def build_http_app(
     @server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)  # type: ignore[untyped-decorator]
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    for path, endpoint in routes:
+        server.custom_route(path, methods=["GET"], include_in_schema=False)(endpoint)
 
     security = security_settings(host, allowed_origins, allowed_hosts)
     app: ASGIApp

@@ -12,6 +12,7 @@ from carto_mcp.config import Settings
 from carto_mcp.server.audit import AuditLog
 from carto_mcp.server.confirm import Confirmer, Operation
 from carto_mcp.server.connections import Connections
+from carto_mcp.server.reveal import RevealDesk
 
 if TYPE_CHECKING:
     from carto_mcp.credentials import Credentials, Guard, Plan
@@ -28,6 +29,8 @@ class AppState:
     settings: Settings
     confirmer: Confirmer
     audit: AuditLog | None
+    #: The one-time pages new secrets wait on (kept by the server, so a page outlives the call that made it).
+    reveals: RevealDesk
 
     @property
     def profile_name(self) -> str:

@@ -43,7 +43,7 @@ async def new_token(client: Any, **extra: Any) -> dict[str, Any]:
 async def test_accepting_the_elicitation_revokes(sandbox: RunningSandbox, mode: str) -> None:
     """A client that can elicit is asked once, naming the credential; accepting deletes it."""
     asker = Asker("accept")
-    async with connect(settings_for(sandbox), mode=mode, elicitation_callback=asker) as client:
+    async with connect(settings_for(sandbox, secrets="inline"), mode=mode, elicitation_callback=asker) as client:
         token = await new_token(client, name="doomed")
         result = ok(await client.call_tool("revoke_credential", {"kind": "token", "id": token["id"]}))
     assert result["status"] == "revoked"
@@ -60,7 +60,7 @@ async def test_declining_or_cancelling_the_elicitation_deletes_nothing(
 ) -> None:
     """Decline and cancel are a normal result with status 'cancelled', not an error, and nothing is deleted."""
     asker = Asker(action)
-    async with connect(settings_for(sandbox), mode=mode, elicitation_callback=asker) as client:
+    async with connect(settings_for(sandbox, secrets="inline"), mode=mode, elicitation_callback=asker) as client:
         spa = ok(await client.call_tool("create_spa", {"title": "keep me"}))
         result = await client.call_tool("revoke_credential", {"kind": "spa", "id": spa["id"]})
         still = ok(await client.call_tool("get_credential", {"kind": "spa", "id": spa["id"]}))
@@ -76,7 +76,7 @@ async def test_declining_or_cancelling_the_elicitation_deletes_nothing(
 async def test_accepting_with_confirm_false_deletes_nothing(sandbox: RunningSandbox, mode: str) -> None:
     """An 'accept' whose form says confirm=false is a no, not a yes."""
     asker = Asker("accept", {"confirm": False})
-    async with connect(settings_for(sandbox), mode=mode, elicitation_callback=asker) as client:
+    async with connect(settings_for(sandbox, secrets="inline"), mode=mode, elicitation_callback=asker) as client:
         token = await new_token(client)
         result = ok(await client.call_tool("revoke_credential", {"kind": "token", "id": token["id"]}))
     assert result["status"] == "cancelled"
@@ -87,7 +87,7 @@ async def test_accepting_with_confirm_false_deletes_nothing(sandbox: RunningSand
 async def test_an_update_that_removes_a_grant_is_elicited(sandbox: RunningSandbox, mode: str) -> None:
     """Removing a grant asks first and says what goes; declining leaves the token as it was."""
     asker = Asker("decline")
-    async with connect(settings_for(sandbox), mode=mode, elicitation_callback=asker) as client:
+    async with connect(settings_for(sandbox, secrets="inline"), mode=mode, elicitation_callback=asker) as client:
         token = await new_token(client, grants=[grant(), grant("carto.shared.other")])
         change = {"kind": "token", "id": token["id"], "remove_grants": [grant("carto.shared.other")]}
         declined = ok(await client.call_tool("update_credential", change))
@@ -103,7 +103,7 @@ async def test_an_update_that_removes_a_grant_is_elicited(sandbox: RunningSandbo
 async def test_an_update_that_only_adds_is_not_confirmed(sandbox: RunningSandbox, mode: str) -> None:
     """Adding a grant or renaming takes nothing away, so the user is not asked."""
     asker = Asker("decline")
-    async with connect(settings_for(sandbox), mode=mode, elicitation_callback=asker) as client:
+    async with connect(settings_for(sandbox, secrets="inline"), mode=mode, elicitation_callback=asker) as client:
         token = await new_token(client)
         result = ok(
             await client.call_tool(

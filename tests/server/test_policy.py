@@ -131,9 +131,21 @@ async def test_the_audit_log_has_one_line_per_mutating_call_and_no_secret(
         ("revoke_credential", "m2m", "error"),
     ]
     for entry in lines:
-        assert set(entry) == {"time", "profile", "tool", "kind", "id", "outcome", "error", "prev", "hash"}
+        assert set(entry) - {"delivery"} == {
+            "time",
+            "profile",
+            "tool",
+            "kind",
+            "id",
+            "outcome",
+            "error",
+            "prev",
+            "hash",
+        }
         assert entry["time"].endswith("Z")
         assert entry["profile"]
+    # How each new secret went (this client cannot open URLs and no dir is set): inline, never the value.
+    assert [e.get("delivery") for e in lines] == ["inline", None, "inline", None, None, None, None, None]
     assert [e["id"] for e in lines[:6]] == [token["id"], spa["id"], m2m["id"], spa["id"], token["id"], token["id"]]
     assert [e["error"] for e in lines] == [None] * 6 + [lines[6]["error"], lines[7]["error"]]
     assert lines[6]["error"] and lines[7]["error"] == "NotFound"

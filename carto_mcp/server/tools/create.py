@@ -1,6 +1,8 @@
 """Create tools: create_token, create_spa, create_m2m.
 
-The only results that carry a secret in full. With `secret_output_file` they carry none.
+The secret goes where the server's `--secrets` setting and the client allow (a one-time page,
+a 0600 file, or the result, with a warning), decided before anything is created; a
+`secret_output_file` named in the call wins.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from carto_mcp.models.results import ClientCreated, PolicyBreach, TokenCreated
 from carto_mcp.models.schema import Maybe
 from carto_mcp.models.tokens import ApiList, Expiry, Grant, Referer, TokenCreate, TokenName
 from carto_mcp.models.validation import build
+from carto_mcp.server.delivery import secret_sink
 from carto_mcp.server.registry import CREATES, ToolSpec
 from carto_mcp.server.state import state_of
 from carto_mcp.server.tools._args import Overwrite, ProfileArg, SecretFileArg, SecretVariable, Url, UrlList
@@ -50,7 +53,8 @@ async def create_token(
     profile: ProfileArg = None,
 ) -> TokenCreated:
     """Create a CARTO API Access Token scoped to (connection, source) grants, allowed APIs, referers and an
-    optional expiry. Returns the token value once. Use dry_run to check the request and its warnings
+    optional expiry. The value is shown once: on a one-time page for the person when the client can open
+    URLs, else in a file or in this result, as the server is set up. Use dry_run to check the request and its warnings
     first. Example: {"grants": [{"connection": "carto_dw", "source": "carto.shared.demo_table"}],
     "apis": ["maps"], "referers": ["https://myapp.com", "https://myapp.com/"], "expiration_date": "7d"}
     """
@@ -70,7 +74,9 @@ async def create_token(
     secret = SecretFile.requested(
         secret_output_file, [variable], overwrite=overwrite_secret, protected=state.protected_paths
     )
-    return await state.credentials(profile).create_token(request, secret)
+    credentials = state.credentials(profile)
+    sink = await secret_sink(ctx, state, requested=secret, variables=[variable])
+    return await credentials.create_token(request, sink)
 
 
 async def create_spa(
@@ -105,8 +111,8 @@ async def create_m2m(
     overwrite_secret: Overwrite = False,
     profile: ProfileArg = None,
 ) -> ClientCreated:
-    """Create a Machine-to-Machine OAuth client for backend services. Returns the client id and the client
-    secret once (or writes them to secret_output_file). Needs an Enterprise Large plan or above.
+    """Create a Machine-to-Machine OAuth client for backend services. Returns the client id; the secret is
+    shown once, as for create_token (a one-time page, a file, or this result). Needs an Enterprise Large plan or above.
     Example: {"title": "Backend Service"}
     """
     request = build(M2MCreate, title=title)
@@ -114,7 +120,9 @@ async def create_m2m(
     secret = SecretFile.requested(
         secret_output_file, M2M_VARIABLES, overwrite=overwrite_secret, protected=state.protected_paths
     )
-    return await state.credentials(profile).create_m2m(request, secret)
+    credentials = state.credentials(profile)
+    sink = await secret_sink(ctx, state, requested=secret, variables=M2M_VARIABLES)
+    return await credentials.create_m2m(request, sink)
 
 
 TOOLS = (

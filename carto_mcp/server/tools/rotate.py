@@ -19,6 +19,7 @@ from carto_mcp.models.schema import Maybe
 from carto_mcp.models.tokens import Expiry, TokenName
 from carto_mcp.models.wire import Token
 from carto_mcp.server.confirm import Confirm, NotAsked, Operation, ask, verdict
+from carto_mcp.server.delivery import secret_sink
 from carto_mcp.server.registry import CHANGES, ToolSpec
 from carto_mcp.server.state import state_of
 from carto_mcp.server.tools._args import CredentialId, Overwrite, ProfileArg, SecretFileArg, SecretVariable
@@ -70,8 +71,8 @@ async def rotate_token(
     profile: ProfileArg = None,
 ) -> Rotated:
     """Replace a token: create a new one with the same grants, APIs and referers (new name/expiry
-    optional), return its value once, then revoke the old one after confirmation — or keep it for a
-    grace period with keep_old. Example: {"id": "3f9a1c2e", "expiration_date": "90d"}
+    optional), deliver its value once as create_token does, then revoke the old one after confirmation
+    — or keep it for a grace period with keep_old. Example: {"id": "3f9a1c2e", "expiration_date": "90d"}
     """
     state = state_of(ctx)
     revoke_op = Operation("revoke_credential", state.profile_label(profile), "token", old.id)
@@ -83,7 +84,8 @@ async def rotate_token(
     secret = SecretFile.requested(
         secret_output_file, [variable], overwrite=overwrite_secret, protected=state.protected_paths
     )
-    done = await state.credentials(profile).rotate(old, request, secret, revoke_old=decision == "proceed")
+    sink = await secret_sink(ctx, state, requested=secret, variables=[variable])
+    done = await state.credentials(profile).rotate(old, request, sink, revoke_old=decision == "proceed")
     new_id = done.new.id
     later = f"When every app uses {new_id}, revoke the old token with revoke_credential(kind='token', id='{old.id}'"
     if done.old_revoked:
