@@ -42,9 +42,11 @@ logger = logging.getLogger("carto_mcp.server")
 
 INSTRUCTIONS = (
     "Manage CARTO developer credentials: API Access Tokens, SPA and M2M OAuth clients. "
-    "Tokens are addressed by a short id (from list_credentials); a full token value is shown only once, "
-    "in the create_token result. Prefer least privilege: only the APIs and grants needed, an expiry, and "
-    "referers for browser use. Revocation and updates that remove access need confirmation."
+    "Tokens are addressed by a short id (from list_credentials); a new secret is shown only once, and to the "
+    "person where possible: a one-time page, a file, or else the create result (never ask the user to paste a "
+    "secret into the chat, and never open a reveal_url yourself). Prefer least privilege: only the APIs and "
+    "grants needed, an expiry, and referers for browser use. Revocation and updates that remove access need "
+    "confirmation."
 )
 
 

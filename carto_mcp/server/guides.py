@@ -134,7 +134,7 @@ def rotate_expiring_tokens(
         f"0. Read the resource {POLICY_URI}: a replacement must follow this server's policy (e.g. its max expiry).\n"
         f'1. Call list_credentials with kind="token" and expiring_within="{within}"; show me the list.\n'
         "2. For each token I approve, call rotate_token with its id. It creates a replacement with the same "
-        "grants, APIs and referers and returns the new value once; the old token is revoked only after I confirm.\n"
+        "grants, APIs and referers and delivers the new value once; the old token is revoked only after I confirm.\n"
         "3. Summarize which apps must switch to which new token id. Never print a token value again after the "
         "rotate result."
     )
