@@ -496,12 +496,10 @@ def _secret_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> _S
             field="secrets_dir",
             fix=f"add --secrets-dir DIR (or {ENV_SECRETS_DIR}), or choose --secrets reveal or inline",
         )
-    ttl = _int_or_float(getattr(args, "reveal_ttl", None)) or _from_env(environ, ENV_REVEAL_TTL, reveal_seconds)
-    return _Secrets(mode, secrets_dir(given, flag_name) if given is not None else None, ttl or DEFAULT_REVEAL_TTL)
-
-
-def _int_or_float(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    ttl = _first_number(
+        getattr(args, "reveal_ttl", None), _from_env(environ, ENV_REVEAL_TTL, reveal_seconds), DEFAULT_REVEAL_TTL
+    )
+    return _Secrets(mode, secrets_dir(given, flag_name) if given is not None else None, ttl)
 
 
 def _policy(flag: Path | None, env: str | None) -> ActivePolicy | None:

@@ -188,7 +188,7 @@ _SECRET_ENV = (ENV_SECRETS, ENV_SECRETS_DIR, ENV_REVEAL_TTL)
 
 
 def _secrets_check(settings: Settings) -> Check:
-    """Where new secrets will go; a warning when a client without URL elicitation would get them inline."""
+    """Where new secrets will go; a warning only when `--secrets inline` sends every one into the conversation."""
     ttl = f"reveal pages answer once, for {settings.reveal_ttl:g} s"
     where = f"files under {settings.secrets_dir}" if settings.secrets_dir else None
     if settings.secrets == "inline":

@@ -18,24 +18,22 @@ is a credential lost.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal, Protocol
 
-from carto_mcp.config import SECRET_MODES, SecretMode
+from carto_mcp.config import SecretMode
 from carto_mcp.credentials.reveal import RevealStore, SecretPage
 from carto_mcp.credentials.secrets import SecretFile
 from carto_mcp.errors import InputError
 
 __all__ = [
     "INLINE_WARNING",
-    "MODES",
     "AskUrl",
     "Delivered",
     "FileSink",
     "InlineSink",
-    "Mode",
     "RevealSink",
     "SecretSink",
     "SecretsDir",
@@ -43,8 +41,6 @@ __all__ = [
     "reveal_unavailable",
 ]
 
-Mode = SecretMode
-MODES = SECRET_MODES
 #: What the person answered when asked to open a reveal page ("failed": the question never reached them).
 Answer = Literal["accept", "decline", "cancel", "failed"]
 #: Asks the person to open a URL (message, url, elicitation id) and says what they answered.
@@ -61,14 +57,13 @@ INLINE_WARNING = (
 class Delivered:
     """How one secret was delivered; `value_in_result` is the only case the result carries it."""
 
-    mode: Mode
+    mode: SecretMode
     value_in_result: bool = False
     file: Path | None = None
     variables: tuple[str, ...] = ()
     #: The page's URL, given only when the person did not open it from the question (it answers once).
     reveal_url: str | None = None
     reveal_expires_at: str | None = None
-    answer: Answer | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -137,7 +132,7 @@ class RevealSink:
     store: RevealStore
     base_url: str
     ask: AskUrl
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     async def deliver(self, page: SecretPage, name: str) -> Delivered:
         reveal = self.store.put(page)
@@ -150,9 +145,8 @@ class RevealSink:
             f"within {minutes} minute{'s' if minutes != 1 else ''}, and never passes through the chat."
         )
         answer = await self.ask(message, url, reveal.ident)
-        if answer == "accept":
-            return Delivered("reveal", answer=answer, reveal_expires_at=expires, warnings=self.notes)
-        return Delivered("reveal", answer=answer, reveal_url=url, reveal_expires_at=expires, warnings=self.notes)
+        opened = answer == "accept"  # otherwise the result names the page, which still answers once
+        return Delivered("reveal", reveal_url=None if opened else url, reveal_expires_at=expires, warnings=self.notes)
 
 
 async def _write(target: SecretFile, page: SecretPage) -> Delivered:
@@ -181,17 +175,13 @@ def reveal_unavailable(why: str) -> InputError:
     )
 
 
-def choose(
-    setting: Mode | None, *, reveal_possible: str | None, secrets_dir: Path | None, requested: bool = False
-) -> Mode:
-    """The delivery mode of one create, decided before it is sent.
+def choose(setting: SecretMode | None, *, reveal_possible: str | None, secrets_dir: Path | None) -> SecretMode:
+    """The delivery mode of one create, decided before it is sent (a file the caller named is not asked here).
 
-    `reveal_possible` is None when a reveal page can be offered, else why not. A file the
-    caller named wins; then the setting (`reveal` falls back to the secrets dir and refuses
-    without one, never becoming inline); with no setting: reveal, else the dir, else inline.
+    `reveal_possible` is None when a reveal page can be offered, else why not. The setting
+    wins (`reveal` falls back to the secrets dir and refuses without one, never becoming
+    inline); with no setting: reveal, else the dir, else inline.
     """
-    if requested:
-        return "file"
     if setting == "inline":
         return "inline"
     if setting == "file":

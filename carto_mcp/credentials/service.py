@@ -165,8 +165,10 @@ class Credentials:
                 token = await self._recover_token(request, since, lost)
                 warnings.append(RECOVERED)
         announce_created("token", token.id)
-        chosen: SecretSink = sink or InlineSink()
-        return await self._deliver_token(token, warnings, chosen)
+        result = TokenCreated(id=token.id, detail=TokenDetail.of(token), warnings=warnings)
+        return await _deliver(
+            result, sink, _token_page(token, self.profile_name), f"token-{token.id}", token=token.token
+        )
 
     async def create_spa(self, request: SpaCreate) -> ClientCreated:
         urls = client_urls(request.model_dump(exclude_none=True))
@@ -194,11 +196,7 @@ class Credentials:
                 ("Profile", self.profile_name),
             ),
         )
-        done = await (sink or InlineSink()).deliver(page, f"m2m-{client.client_id}")
-        update = _delivered(done, result.warnings)
-        if done.value_in_result:
-            update["client_secret"] = client.client_secret
-        return result.model_copy(update=update)
+        return await _deliver(result, sink, page, f"m2m-{client.client_id}", client_secret=client.client_secret)
 
     async def _create_client(
         self, kind: ClientKind, title: str, body: dict[str, object]
@@ -235,15 +233,6 @@ class Credentials:
         except CartoError as failed:
             raise _unchecked(lost, failed) from lost
         return _the_one(f"{kind} client", [(c.client_id, c) for c in found], seen, since, lost)
-
-    async def _deliver_token(self, token: Token, warnings: list[str], sink: SecretSink) -> TokenCreated:
-        """The create result: the token value once if it goes inline, else only where it went."""
-        result = TokenCreated(id=token.id, detail=TokenDetail.of(token), warnings=warnings)
-        done = await sink.deliver(_token_page(token, self.profile_name), f"token-{token.id}")
-        update = _delivered(done, result.warnings)
-        if done.value_in_result:
-            update["token"] = token.token
-        return result.model_copy(update=update)
 
     # --- changing -------------------------------------------------------------------------
 
@@ -346,16 +335,28 @@ def _token_page(token: Token, profile: str) -> SecretPage:
     )
 
 
-def _delivered(done: Delivered, warnings: list[str]) -> dict[str, object]:
-    """The result fields a delivery sets (never the value itself: the caller adds it for inline)."""
-    return {
+_Created = TypeVar("_Created", TokenCreated, ClientCreated)
+
+
+async def _deliver(result: _Created, sink: SecretSink | None, page: SecretPage, name: str, **value: str) -> _Created:
+    """The create result once the secret went where `sink` sends it (inline without one).
+
+    The result names where it went; only an inline delivery (chosen, or a failed file write
+    falling back) adds the value itself, as the `value` field given.
+    """
+    chosen: SecretSink = sink or InlineSink()
+    done: Delivered = await chosen.deliver(page, name)
+    update: dict[str, object] = {
         "delivery": done.mode,
         "secret_file": str(done.file) if done.file is not None else None,
         "secret_variables": list(done.variables),
         "reveal_url": done.reveal_url,
         "reveal_expires_at": done.reveal_expires_at,
-        "warnings": [*warnings, *done.warnings],
+        "warnings": [*result.warnings, *done.warnings],
     }
+    if done.value_in_result:
+        update.update(value)
+    return result.model_copy(update=update)
 
 
 #: The warning on a create whose answer was lost but whose credential was found.

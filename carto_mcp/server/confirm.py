@@ -27,12 +27,24 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult
+from mcp_types import ElicitationCapability
 from pydantic import BaseModel, Field
 
 from carto_mcp.config import Settings
 from carto_mcp.errors import InputError
 
-__all__ = ["Confirm", "Confirmer", "NotAsked", "Operation", "Verdict", "ask", "can_elicit", "describe", "verdict"]
+__all__ = [
+    "Confirm",
+    "Confirmer",
+    "NotAsked",
+    "Operation",
+    "Verdict",
+    "ask",
+    "can_elicit",
+    "declares_url_elicitation",
+    "describe",
+    "verdict",
+]
 
 Verdict = Literal["proceed", "declined", "cancelled", "preview"]
 
@@ -57,9 +69,19 @@ def can_elicit(ctx: Context[Any, Any], settings: Settings) -> bool:
     """
     if settings.stateless:
         return False
-    caps = ctx.client_capabilities
-    elicitation = caps.elicitation if caps is not None else None
+    elicitation = _elicitation(ctx)
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def declares_url_elicitation(ctx: Context[Any, Any]) -> bool:
+    """Whether the client declared URL-mode elicitation (it can send the person to a page)."""
+    elicitation = _elicitation(ctx)
+    return elicitation is not None and elicitation.url is not None
+
+
+def _elicitation(ctx: Context[Any, Any]) -> ElicitationCapability | None:
+    caps = ctx.client_capabilities
+    return caps.elicitation if caps is not None else None
 
 
 def ask(

@@ -20,9 +20,10 @@ from mcp_types.version import is_version_at_least
 from carto_mcp.credentials import FileSink, InlineSink, RevealSink, SecretFile, SecretsDir, SecretSink, choose
 from carto_mcp.credentials.delivery import Answer, AskUrl
 from carto_mcp.errors import InputError
+from carto_mcp.server.confirm import declares_url_elicitation
 from carto_mcp.server.state import AppState
 
-__all__ = ["can_elicit_url", "secret_sink"]
+__all__ = ["secret_sink"]
 
 #: From this protocol revision on, a tool cannot send the client a request while it runs (questions ride
 #: `InputRequiredResult`, before the body, and the SDK's only question is a form): a page made by the body
@@ -36,21 +37,12 @@ BEARER_NOTE = (
 )
 
 
-def can_elicit_url(ctx: Context[Any, Any], stateless: bool) -> bool:
-    """Whether this call can send the person to a URL: a client that declared URL mode, and a server that can ask."""
-    if stateless:
-        return False
-    caps = ctx.client_capabilities
-    elicitation = caps.elicitation if caps is not None else None
-    return elicitation is not None and elicitation.url is not None
-
-
 def _obstacle(ctx: Context[Any, Any], state: AppState) -> str | None:
     """Why a reveal page cannot be offered on this call, or None when it can."""
     settings = state.settings
     if settings.stateless:
         return "this server runs stateless HTTP, so it cannot ask the client to open a page"
-    if not can_elicit_url(ctx, stateless=False):
+    if not declares_url_elicitation(ctx):
         return "this client did not declare URL-mode elicitation"
     version = ctx.protocol_version
     if version is not None and is_version_at_least(version, MID_CALL_REQUESTS_END):

@@ -60,11 +60,6 @@ class RevealDesk:
         body, sent = render(found)
         return Response(body, 200, headers=sent)
 
-    @property
-    def listening(self) -> str | None:
-        """The loopback listener's base URL while it runs, else None."""
-        return self._url
-
     def loopback_url(self) -> str:
         """The listener's base URL, starting it on first need (blocking: call it from a worker thread)."""
         with self._lock:
