@@ -8,7 +8,6 @@ M2M token exchange in `auth` uses the same pool and the same boundary.)
 from __future__ import annotations
 
 import enum
-import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -35,12 +34,10 @@ from carto_mcp.api._http import (
 )
 from carto_mcp.api.auth import BearerSource, StaticBearer
 from carto_mcp.config import DEFAULT_MAX_CONCURRENCY
+from carto_mcp.exception_groups import BaseExceptionGroup, leaves
 from carto_mcp.masking import looks_like_token, mask
 from carto_mcp.models.kinds import ClientKind
 from carto_mcp.models.wire import OAuthClient, Token
-
-if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport there
-    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found, unused-ignore]
 
 PageHook = Callable[[int, int | None], Awaitable[None]]
 _Item = TypeVar("_Item")
@@ -501,17 +498,8 @@ class _Page(Generic[_Item]):
 
 def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The exception a batch of page fetches failed with (a CartoError when there is one)."""
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    return next((e for e in leaves if isinstance(e, errors.CartoError)), leaves[0])
+    found = leaves(group)
+    return next((e for e in found if isinstance(e, errors.CartoError)), found[0])
 
 
 class TokenIndex:

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -29,9 +28,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 
 from carto_mcp.config import MAX_MESSAGE_BYTES
-
-if sys.version_info < (3, 11):  # pragma: no cover - anyio brings the backport there
-    from exceptiongroup import BaseExceptionGroup  # type: ignore[import-not-found, unused-ignore]
+from carto_mcp.exception_groups import BaseExceptionGroup, leaves
 
 __all__ = ["MAX_MESSAGE_BYTES", "StdinGuard", "request_id", "serve_stdio"]
 
@@ -200,17 +197,8 @@ def serve_stdio(server: MCPServer[Any]) -> int:
 
 
 def _only_broken_pipes(group: BaseExceptionGroup[BaseException]) -> bool:
-    leaves: list[BaseException] = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    return bool(leaves) and all(isinstance(e, (BrokenPipeError, ConnectionResetError)) for e in leaves)
+    found = leaves(group)
+    return bool(found) and all(isinstance(e, (BrokenPipeError, ConnectionResetError)) for e in found)
 
 
 def _silence_stdout() -> None:
