@@ -23,7 +23,7 @@ import httpx2
 import pytest
 from _procs import stop
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from .conftest import TIMEOUT, grant, ok
@@ -64,19 +64,28 @@ async def test_the_stdio_listener_is_bound_to_loopback_only_and_gone_when_the_se
     browser = Browser()
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "carto_mcp", "serve", "--sandbox", "--sandbox-db", str(tmp_path / "stdio.db")],
+        args=["-m", "carto_mcp", "serve", "--sandbox", "--sandbox-db", str(tmp_path / "stdio.db"), "--debug"],
         env=child_env(),
     )
-    with anyio.fail_after(TIMEOUT * 2):
-        async with Client(params, mode="legacy", elicitation_callback=browser, read_timeout_seconds=TIMEOUT) as client:
+    errlog = tmp_path / "serve.err"
+    with errlog.open("w", encoding="utf-8") as err, anyio.fail_after(TIMEOUT * 2):
+        async with Client(
+            stdio_client(params, errlog=err),
+            mode="legacy",
+            elicitation_callback=browser,
+            read_timeout_seconds=TIMEOUT,
+        ) as client:
             created = ok(await client.call_tool("create_token", MAPS))
             [url] = browser.urls
             port = int(re.match(r"http://127\.0\.0\.1:(\d+)/reveal/", url).group(1))  # type: ignore[union-attr]
             bound = listeners(port)
             page = httpx2.get(url, timeout=5)
-    assert created["delivery"] == "reveal"
+            again = httpx2.get(url, timeout=5)
+    assert created["delivery"] == "reveal" and again.status_code == 410
+    secret = page_secret(page, "CARTO_API_ACCESS_TOKEN")
+    assert secret not in errlog.read_text(encoding="utf-8")  # --debug logs every CARTO request, never the value
     assert bound == ["0100007F"]  # 127.0.0.1, and no other address, v4 or v6
-    assert page.status_code == 200 and page_secret(page, "CARTO_API_ACCESS_TOKEN").startswith("eyJ")
+    assert page.status_code == 200 and secret.startswith("eyJ")
     deadline = time.monotonic() + 10
     while listeners(port) and time.monotonic() < deadline:
         time.sleep(0.05)
