@@ -5,21 +5,25 @@ before the policy, by a person in the Workspace, by another tool. Each finding n
 credential, why it is a risk and the tool call that would fix it. The checks are pure
 functions over the objects one listing walk returns (the listing cache is shared, so an
 audit right after a list sends nothing).
+
+A finding is recorded as what was found (its kind, the credential, the grant or rule or URL
+concerned); its wording and suggested call are written only for the rows a report shows. A
+10,000-token account can have tens of thousands of findings, and a report shows 50.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from carto_mcp.credentials.changes import client_urls
-from carto_mcp.models.policy import Section, TokenFacts, client_violations, token_violations
+from carto_mcp.models.policy import Section, TokenFacts, Violation, client_violations, token_violations
 from carto_mcp.models.results import AuditReport, FindingRow
-from carto_mcp.models.wire import OAuthClient, Token
+from carto_mcp.models.wire import OAuthClient, Token, WireGrant
 
 __all__ = ["FINDINGS", "Finding", "Risk", "audit"]
 
@@ -40,29 +44,38 @@ FINDINGS: dict[str, tuple[Risk, str]] = {
     "duplicate": ("low", "the same grants and APIs as another token: one of them is probably unused"),
 }
 
-_KIND_ORDER = {kind: i for i, kind in enumerate(FINDINGS)}
+#: Most risky first; within a risk, in the order FINDINGS explains them (ties keep the listing order).
+_ORDER = {kind: (_RANK[risk], i) for i, (kind, (risk, _)) in enumerate(FINDINGS.items())}
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One finding; its fields are those of the `FindingRow` a tool returns, less the risk (its kind's)."""
+    """One thing found: its kind, the credential, and what it concerns (a grant, a rule, a URL, a date, a token)."""
 
     finding: str
     kind: Literal["token", "spa", "m2m"]
-    id: str
-    name: str | None
-    reason: str
-    #: The tool call that would fix it, as {"tool": ..., "arguments": {...}}; `note` says what to fill in.
-    suggestion: dict[str, Any]
-    note: str | None = None
+    subject: Token | OAuthClient
+    detail: Any = None
 
     @property
     def risk(self) -> Risk:
         return FINDINGS[self.finding][0]
 
-    def order(self) -> tuple[int, int, str]:
-        """Most risky first; within a risk, in the order FINDINGS explains them."""
-        return (_RANK[self.risk], _KIND_ORDER[self.finding], self.id)
+    def row(self) -> FindingRow:
+        """The finding as a tool reports it: the credential, the reason and the call that would fix it."""
+        subject = self.subject
+        ident, name = (subject.id, subject.name) if isinstance(subject, Token) else (subject.client_id, subject.title)
+        reason, suggestion, note = _explain(self, ident)
+        return FindingRow(
+            risk=self.risk,
+            finding=self.finding,
+            kind=self.kind,
+            id=ident,
+            name=name,
+            reason=reason,
+            suggestion=suggestion,
+            note=note,
+        )
 
 
 @dataclass
@@ -71,28 +84,25 @@ class AuditResult:
     scanned: dict[str, int] = field(default_factory=lambda: {"token": 0, "spa": 0, "m2m": 0})
 
     def ranked(self) -> list[Finding]:
-        return sorted(self.findings, key=Finding.order)
+        return sorted(self.findings, key=lambda f: _ORDER[f.finding])
 
     def report(self, limit: int, *, policy: str | None, notes: list[str]) -> AuditReport:
         """The result a tool returns: the `limit` most risky findings, and totals over all of them."""
-        found = self.ranked()
-        totals = Counter(f.finding for f in found)
-        risks = Counter(f.risk for f in found)
-        rows = [FindingRow(risk=f.risk, **asdict(f)) for f in found[:limit]]
+        totals = Counter(f.finding for f in self.findings)
+        risks: Counter[Risk] = Counter()
+        for kind, n in totals.items():
+            risks[FINDINGS[kind][0]] += n
+        rows = [f.row() for f in self.ranked()[:limit]]
         return AuditReport(
             findings=rows,
             count=len(rows),
-            total=len(found),
+            total=len(self.findings),
             totals={kind: totals[kind] for kind in FINDINGS if totals[kind]},
             by_risk={risk: risks[risk] for risk in _RANK},
             scanned=dict(self.scanned),
             policy=policy,
             notes=notes,
         )
-
-
-def _call(tool: str, **arguments: Any) -> dict[str, Any]:
-    return {"tool": tool, "arguments": arguments}
 
 
 def audit(
@@ -113,127 +123,121 @@ def audit(
         by_reach[(grants, frozenset(token.allowed_apis))].append(token)
     for same in by_reach.values():
         first, *rest = sorted(same, key=lambda t: t.created_at or "")  # stable: ties keep the listing order
-        for token in rest:
-            result.findings.append(
-                Finding(
-                    "duplicate",
-                    "token",
-                    token.id,
-                    token.name,
-                    f"same grants and APIs as token {first.id}" + (f" ({first.name})" if first.name else ""),
-                    _call("revoke_credential", kind="token", id=token.id),
-                    "revoke whichever of the two no app uses",
-                )
-            )
+        result.findings += (Finding("duplicate", "token", token, first) for token in rest)
     for kind, client in clients:
         result.scanned[kind] += 1
         result.findings += _client_findings(kind, client, policy)
     return result
 
 
-def _token_findings(token: Token, *, now: datetime, soon: datetime, policy: Section | None) -> list[Finding]:
-    out: list[Finding] = []
-
-    def found(kind: str, reason: str, suggestion: dict[str, Any], note: str | None = None) -> None:
-        out.append(Finding(kind, "token", token.id, token.name, reason, suggestion, note))
-
+def _token_findings(token: Token, *, now: datetime, soon: datetime, policy: Section | None) -> Iterator[Finding]:
     for grant in token.grants:
-        source = grant.source.strip()
         if grant.kind == "all":
-            found(
-                "all_sources",
-                f"grant '*' on {grant.connection_name!r}: every source, current and future",
-                _call(
-                    "update_credential",
-                    kind="token",
-                    id=token.id,
-                    remove_grants=[{"connection": grant.connection_name, "source": "*"}],
-                ),
-                "and add_grants the tables or queries the app reads",
-            )
-        elif grant.kind == "pattern" and source[: source.index("*")].count(".") < 2:
-            found(
-                "broad_pattern",
-                f"pattern {source[:80]!r} on {grant.connection_name!r} matches broadly",
-                _call(
-                    "update_credential",
-                    kind="token",
-                    id=token.id,
-                    remove_grants=[{"connection": grant.connection_name, "source": source}],
-                ),
-                "and add_grants a narrower pattern like 'project.dataset.prefix_*'",
-            )
+            yield Finding("all_sources", "token", token, grant)
+        elif grant.kind == "pattern":
+            source = grant.source.strip()
+            if source[: source.index("*")].count(".") < 2:
+                yield Finding("broad_pattern", "token", token, grant)
     if "imports" in token.allowed_apis:
-        found(
-            "imports_token",
-            "allows the Import API, which writes data",
-            _call("revoke_credential", kind="token", id=token.id),
-            "revoke it when the import is done",
-        )
+        yield Finding("imports_token", "token", token)
     if "maps" in token.allowed_apis and not token.referers:
-        found(
-            "maps_without_referers",
-            "allows the Maps API and has no referers",
-            _call("update_credential", kind="token", id=token.id, referers=["https://YOUR-SITE", "https://YOUR-SITE/"]),
-            "list the sites that use it",
-        )
+        yield Finding("maps_without_referers", "token", token)
     expires = token.expires_at
     if expires is None:
-        found("never_expires", "never expires", _call("rotate_token", id=token.id, expiration_date="90d"))
+        yield Finding("never_expires", "token", token)
     elif expires <= now:
-        found(
-            "expired",
-            f"expired {expires.strftime('%Y-%m-%d')}",
-            _call("revoke_credential", kind="token", id=token.id),
-        )
+        yield Finding("expired", "token", token, expires)
     elif expires <= soon:
-        found(
-            "expiring_soon",
-            f"expires {expires.strftime('%Y-%m-%d %H:%M')} UTC",
-            _call("rotate_token", id=token.id),
-        )
+        yield Finding("expiring_soon", "token", token, expires)
     if policy is not None:
         for breach in token_violations(policy.tokens, TokenFacts.of_token(token), now=now):
             if breach.level == "deny":
-                fix = (
-                    _call("rotate_token", id=token.id, expiration_date=policy.tokens.max_expiry or "90d")
-                    if breach.rule in ("tokens.max_expiry", "tokens.require_expiry")
-                    else _call("update_credential", kind="token", id=token.id)
-                )
-                found("policy_violation", breach.text(), fix, None if "rotate" in fix["tool"] else breach.fix)
-    return out
+                yield Finding("policy_violation", "token", token, (breach, policy.tokens.max_expiry))
 
 
-def _client_findings(kind: Literal["spa", "m2m"], client: OAuthClient, policy: Section | None) -> list[Finding]:
-    out: list[Finding] = []
+def _client_findings(kind: Literal["spa", "m2m"], client: OAuthClient, policy: Section | None) -> Iterator[Finding]:
     urls = client_urls(client.model_dump())
     for name, url in urls:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if parts.scheme == "http" or host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost"):
-            out.append(
-                Finding(
-                    "insecure_client_url",
-                    kind,
-                    client.client_id,
-                    client.title,
-                    f"{name} {url[:120]!r}",
-                    _call("update_credential", kind=kind, id=client.client_id),
-                    f"set {name} to the app's https URLs",
-                )
-            )
+            yield Finding("insecure_client_url", kind, client, (name, url))
     if policy is not None:
         for breach in client_violations(policy.oauth, kind, urls):
             if breach.level == "deny" and breach.rule not in ("oauth.allow_spa", "oauth.allow_m2m"):
-                out.append(
-                    Finding(
-                        "policy_violation",
-                        kind,
-                        client.client_id,
-                        client.title,
-                        breach.text(),
-                        _call("update_credential", kind=kind, id=client.client_id),
-                        breach.fix,
-                    )
-                )
-    return out
+                yield Finding("policy_violation", kind, client, (breach, None))
+
+
+def _call(tool: str, **arguments: Any) -> dict[str, Any]:
+    return {"tool": tool, "arguments": arguments}
+
+
+def _explain(found: Finding, ident: str) -> tuple[str, dict[str, Any], str | None]:
+    """What a finding says: (reason, the tool call that would fix it, what to fill in or check first)."""
+    detail, kind = found.detail, found.kind
+    match found.finding:
+        case "all_sources":
+            grant: WireGrant = detail
+            return (
+                f"grant '*' on {grant.connection_name!r}: every source, current and future",
+                _call(
+                    "update_credential",
+                    kind="token",
+                    id=ident,
+                    remove_grants=[{"connection": grant.connection_name, "source": "*"}],
+                ),
+                "and add_grants the tables or queries the app reads",
+            )
+        case "broad_pattern":
+            source = detail.source.strip()
+            return (
+                f"pattern {source[:80]!r} on {detail.connection_name!r} matches broadly",
+                _call(
+                    "update_credential",
+                    kind="token",
+                    id=ident,
+                    remove_grants=[{"connection": detail.connection_name, "source": source}],
+                ),
+                "and add_grants a narrower pattern like 'project.dataset.prefix_*'",
+            )
+        case "imports_token":
+            return (
+                "allows the Import API, which writes data",
+                _call("revoke_credential", kind="token", id=ident),
+                "revoke it when the import is done",
+            )
+        case "maps_without_referers":
+            return (
+                "allows the Maps API and has no referers",
+                _call(
+                    "update_credential", kind="token", id=ident, referers=["https://YOUR-SITE", "https://YOUR-SITE/"]
+                ),
+                "list the sites that use it",
+            )
+        case "never_expires":
+            return "never expires", _call("rotate_token", id=ident, expiration_date="90d"), None
+        case "expired":
+            return f"expired {detail:%Y-%m-%d}", _call("revoke_credential", kind="token", id=ident), None
+        case "expiring_soon":
+            return f"expires {detail:%Y-%m-%d %H:%M} UTC", _call("rotate_token", id=ident), None
+        case "duplicate":
+            first: Token = detail
+            return (
+                f"same grants and APIs as token {first.id}" + (f" ({first.name})" if first.name else ""),
+                _call("revoke_credential", kind="token", id=ident),
+                "revoke whichever of the two no app uses",
+            )
+        case "insecure_client_url":
+            name, url = detail
+            return (
+                f"{name} {url[:120]!r}",
+                _call("update_credential", kind=kind, id=ident),
+                f"set {name} to the app's https URLs",
+            )
+        case "policy_violation":
+            breach: Violation
+            breach, max_expiry = detail
+            if kind == "token" and breach.rule in ("tokens.max_expiry", "tokens.require_expiry"):
+                return breach.text(), _call("rotate_token", id=ident, expiration_date=max_expiry or "90d"), None
+            return breach.text(), _call("update_credential", kind=kind, id=ident), breach.fix
+    raise AssertionError(f"no wording for finding {found.finding!r}")  # every FINDINGS kind is matched above
