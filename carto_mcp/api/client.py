@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 import httpx2 as httpx
 from pydantic import TypeAdapter
 
@@ -314,8 +315,13 @@ class CartoClient:
     async def _page(
         self, path: str, params: dict[str, str], page: int, what: str, parse: Callable[[list[Any]], list[_Item]]
     ) -> _Page[_Item]:
+        return self._parsed(await self._page_body(path, params, page, what), path, what, parse)
+
+    async def _page_body(self, path: str, params: dict[str, str], page: int, what: str) -> Any:
         query = {**params, contract.PAGE_PARAM: str(page), contract.PER_PAGE_PARAM: str(self.per_page)}
-        body = await self._request("GET", path, params=query, what=what)
+        return await self._request("GET", path, params=query, what=what)
+
+    def _parsed(self, body: Any, path: str, what: str, parse: Callable[[list[Any]], list[_Item]]) -> _Page[_Item]:
         parsed = contract.list_items(body)
         if parsed is None:
             raise errors.BadResponse(
@@ -341,8 +347,12 @@ class CartoClient:
 
         async def fetch(page: int) -> None:
             async with window.limiter:
-                got[page] = await self._page(path, params, page, what, parse)
+                body = await self._page_body(path, params, page, what)
             window.after_request()
+            # The slot is free: let a waiting fetch send its request, so this page's parsing
+            # overlaps that request's round trip instead of delaying it.
+            await anyio.lowlevel.checkpoint()
+            got[page] = self._parsed(body, path, what, parse)
 
         try:
             async with anyio.create_task_group() as group:
