@@ -14,6 +14,7 @@
     ├── ProfileError                no usable credentials: file, profile or token problems
     ├── InputError                  arguments, flags or settings that cannot be used
     │   ├── RuleError               an option-table rule refused a value (also a ValueError)
+    │   ├── SettingError            how the server was started rules this call out (not its arguments)
     │   └── PolicyError             a policy file that cannot be used (names the line)
     ├── PolicyRefused               the organization's policy refuses this request
     └── InstallError                an MCP client's config file cannot be changed
@@ -43,6 +44,7 @@ __all__ = [
     "RateLimited",
     "RuleError",
     "ServiceError",
+    "SettingError",
     "TransportError",
     "ValidationFailed",
 ]
@@ -71,8 +73,9 @@ class CartoError(Exception):
     def __str__(self) -> str:
         if not self.fix:
             return self.message
-        sep = " " if self.message.endswith((".", "!", "?")) else "; "
-        return f"{self.message}{sep}{self.fix}"
+        if self.message.endswith((".", "!", "?")):  # a new sentence: the fix starts with a capital
+            return f"{self.message} {self.fix[:1].upper()}{self.fix[1:]}"
+        return f"{self.message}; {self.fix}"
 
 
 class ApiError(CartoError):
@@ -170,6 +173,10 @@ class InputError(CartoError):
     ) -> None:
         super().__init__(message, fix=fix, shown=shown)
         self.field = field
+
+
+class SettingError(InputError):
+    """Raised when how the server was started (a flag, a variable) rules a call out; the fix is in that setting."""
 
 
 class RuleError(InputError, ValueError):

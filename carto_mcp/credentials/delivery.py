@@ -26,7 +26,7 @@ from typing import Literal, Protocol
 from carto_mcp.config import SecretMode
 from carto_mcp.credentials.reveal import RevealStore, SecretPage
 from carto_mcp.credentials.secrets import SecretFile
-from carto_mcp.errors import InputError
+from carto_mcp.errors import InputError, SettingError
 
 __all__ = [
     "INLINE_WARNING",
@@ -164,10 +164,10 @@ def _fallback(page: SecretPage) -> Delivered:
     )
 
 
-def reveal_unavailable(why: str) -> InputError:
+def reveal_unavailable(why: str) -> SettingError:
     """The refusal of `--secrets reveal` when it cannot be honoured and no secrets dir is set."""
-    return InputError(
-        f"secrets: the server is set to --secrets reveal, but {why}, and no --secrets-dir is set to fall back "
+    return SettingError(
+        f"This server is set to --secrets reveal, but {why}, and no --secrets-dir is set to fall back "
         "on. Nothing was created.",
         field="secrets",
         fix="start the server with --secrets-dir DIR (secrets go to 0600 files there), or with --secrets inline "

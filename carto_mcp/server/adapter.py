@@ -35,7 +35,7 @@ from mcp_types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from carto_mcp.credentials.events import listen_for_creations
-from carto_mcp.errors import CartoError, InputError, PolicyRefused
+from carto_mcp.errors import CartoError, InputError, PolicyRefused, SettingError
 from carto_mcp.masking import looks_like_token, redact, short_id
 from carto_mcp.models.kinds import CredentialKind
 from carto_mcp.models.validation import describe
@@ -98,7 +98,7 @@ def tool_error_text(tool: str, exc: CartoError | ValidationError) -> str:
     """What the model reads for a deliberate failure: the problem and its fix, never a secret or a traceback."""
     if isinstance(exc, ValidationError):
         return redact(f"Invalid arguments for {tool}: {describe(exc)}")
-    if isinstance(exc, InputError):
+    if isinstance(exc, InputError) and not isinstance(exc, SettingError):
         return redact(f"Invalid arguments for {tool}: {exc}", keep=exc.shown)
     return redact(str(exc), keep=exc.shown)
 

@@ -19,7 +19,7 @@ from mcp_types.version import is_version_at_least
 
 from carto_mcp.credentials import FileSink, InlineSink, RevealSink, SecretFile, SecretsDir, SecretSink, choose
 from carto_mcp.credentials.delivery import Answer, AskUrl
-from carto_mcp.errors import InputError
+from carto_mcp.errors import SettingError
 from carto_mcp.server.confirm import declares_url_elicitation
 from carto_mcp.server.state import AppState
 
@@ -75,7 +75,7 @@ async def secret_sink(
         return InlineSink()
     if mode == "file":
         if settings.secrets_dir is None:  # settings_from refuses --secrets file without a dir
-            raise InputError("secrets: --secrets file needs --secrets-dir DIR. Nothing was created.", field="secrets")
+            raise SettingError("--secrets file needs --secrets-dir DIR. Nothing was created.", field="secrets")
         return SecretsDir(settings.secrets_dir, tuple(variables), state.protected_paths).check()
     assert base is not None
     notes = (BEARER_NOTE,) if state.reveals.behind_bearer else ()

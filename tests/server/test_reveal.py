@@ -290,7 +290,8 @@ async def test_reveal_without_a_url_client_or_a_dir_refuses_before_anything_is_s
     assert posts(faulty) == 0 and token_count(faulty) == 0
     for message in (text, m2m):
         assert "--secrets reveal" in message and "URL-mode elicitation" in message
-        assert "--secrets-dir" in message and "Nothing was created" in message
+        assert "--secrets-dir" in message and "Nothing was created. Start the server" in message
+        assert not message.startswith("Invalid arguments")  # a server setting, not the call's arguments
 
 
 async def test_reveal_refuses_on_a_session_that_cannot_ask_mid_call(faulty: RunningSandbox, tmp_path: Path) -> None:
