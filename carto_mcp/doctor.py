@@ -415,13 +415,12 @@ async def _probe(conn: Any, settings: Settings) -> tuple[Check, float | None]:
     )
     started = time.perf_counter()
     try:
-        pages = api.token_pages()
-        try:
-            rows = await pages.__anext__()
-        except StopAsyncIteration:
-            rows = []
-        finally:
-            await pages.aclose()
+        async with api.walking() as ahead:
+            pages = api.token_pages(ahead)
+            try:
+                rows: list[Any] = await anext(pages, [])  # the first page only: nothing is fetched ahead before it
+            finally:
+                await pages.aclose()
     except CartoError as exc:
         message = str(exc).replace(HELP, "").strip()
         return Check("connectivity", "fail", f"GET /v3/tokens at {where}: {message}", _api_fix(exc, conn.profile)), None

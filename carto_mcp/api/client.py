@@ -10,12 +10,14 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import anyio
 import anyio.lowlevel
 import httpx2 as httpx
+from anyio.abc import TaskGroup
 from pydantic import TypeAdapter
 
 from carto_mcp import __version__, contract, errors
@@ -35,7 +37,6 @@ from carto_mcp.api._http import (
 )
 from carto_mcp.api.auth import BearerSource, StaticBearer
 from carto_mcp.config import DEFAULT_MAX_CONCURRENCY
-from carto_mcp.exception_groups import BaseExceptionGroup, leaves
 from carto_mcp.masking import looks_like_token, mask
 from carto_mcp.models.kinds import ClientKind
 from carto_mcp.models.wire import OAuthClient, Token
@@ -109,14 +110,36 @@ class CartoClient:
             self._state = ClientState.CLOSED
             await self._http.aclose()
 
+    @asynccontextmanager
+    async def walking(self) -> AsyncIterator[TaskGroup]:
+        """Where the page walks begun in this block fetch ahead; what is still in flight at its end is dropped.
+
+        A walk is an async generator, and a generator cannot hold a task group across its
+        yields: the caller's block holds it instead, so the pages ahead keep coming while
+        the caller reads. A failure inside the block is raised as itself, not as a group.
+        """
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            try:
+                yield group
+            except Exception as exc:  # re-raised below, outside the group, so it is not wrapped
+                failure = exc
+            finally:
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
     # --- tokens ------------------------------------------------------------------------
 
     async def token_pages(
-        self, *, start_page: int = 1, on_page: PageHook | None = None
+        self, ahead: TaskGroup, *, start_page: int = 1, on_page: PageHook | None = None
     ) -> AsyncGenerator[list[Token], None]:
-        """Yield the caller's tokens page by page (contract: A paging), indexing every id seen."""
+        """Yield the caller's tokens page by page (contract: A paging), indexing every id seen.
+
+        `ahead` is the task group of a `walking()` block, where the next pages are fetched.
+        """
         async for tokens in self._pages(
-            contract.TOKENS_PATH, {}, start_page, on_page, "token list", self._parse_tokens
+            ahead, contract.TOKENS_PATH, {}, start_page, on_page, "token list", self._parse_tokens
         ):
             self._index.add_all(tokens)
             yield tokens
@@ -124,8 +147,9 @@ class CartoClient:
     async def list_tokens(self, *, on_page: PageHook | None = None) -> list[Token]:
         """Every token of the caller, following pagination."""
         out: list[Token] = []
-        async for page in self.token_pages(on_page=on_page):
-            out.extend(page)
+        async with self.walking() as ahead:
+            async for page in self.token_pages(ahead, on_page=on_page):
+                out.extend(page)
         self._index.complete(out)
         return out
 
@@ -192,10 +216,11 @@ class CartoClient:
 
     async def _walk_to(self, ident: str) -> Token:
         """Walk until the id shows up: one round of pages in memory, and half the pages on average."""
-        async for page in self.token_pages():
-            for token in page:
-                if ident in token.ids:
-                    return token
+        async with self.walking() as ahead:
+            async for page in self.token_pages(ahead):
+                for token in page:
+                    if ident in token.ids:
+                        return token
         raise errors.NotFound(
             f"No token with id '{ident}' for profile '{self.profile_name}'. Call list_credentials "
             "(kind 'token') to see the ids; CARTO shows each user or M2M client only the tokens it created.",
@@ -205,12 +230,13 @@ class CartoClient:
     # --- OAuth clients (contract: A) ---------------------------------------------------
 
     async def client_pages(
-        self, kind: ClientKind | None, *, start_page: int = 1, on_page: PageHook | None = None
+        self, ahead: TaskGroup, kind: ClientKind | None, *, start_page: int = 1, on_page: PageHook | None = None
     ) -> AsyncIterator[list[OAuthClient]]:
+        """Yield the OAuth clients (of one kind, or all) page by page; `ahead` as for `token_pages`."""
         params: dict[str, str] = {contract.OAUTH_TYPE_PARAM: kind} if kind else {}
         try:
             async for clients in self._pages(
-                contract.OAUTH_CLIENTS_PATH, params, start_page, on_page, "client list", self._parse_clients
+                ahead, contract.OAUTH_CLIENTS_PATH, params, start_page, on_page, "client list", self._parse_clients
             ):
                 yield clients
         except errors.ApiError as exc:
@@ -220,8 +246,9 @@ class CartoClient:
 
     async def list_clients(self, kind: ClientKind | None = None) -> list[OAuthClient]:
         out: list[OAuthClient] = []
-        async for page in self.client_pages(kind):
-            out.extend(page)
+        async with self.walking() as ahead:
+            async for page in self.client_pages(ahead, kind):
+                out.extend(page)
         return out
 
     async def get_client(self, client_id: str) -> OAuthClient:
@@ -252,6 +279,7 @@ class CartoClient:
 
     async def _pages(
         self,
+        ahead: TaskGroup,
         path: str,
         params: dict[str, str],
         start_page: int,
@@ -262,12 +290,12 @@ class CartoClient:
         """Every page from `start_page` on, parsed, in order.
 
         Once the first page says how many rows there are in all, the remaining pages are
-        fetched in rounds, `max_concurrency` requests in flight at any moment (halved at every
-        429), each page exactly once, and handed out in order. A round is one window's worth
-        of pages at first and doubles each time (up to `_MAX_CHUNK_WINDOWS` windows), so a
-        consumer that stops early (an id found, a page of rows full) has cost at most about as
-        many pages again as it read. Each page is parsed in its own fetch, overlapping the wait
-        for the others. Without a total, pages follow one another until a short one.
+        fetched ahead in `ahead` (a task group of the caller's, see `walking`): a sliding
+        window of `max_concurrency` requests in flight (halved at every 429), each page
+        exactly once, handed out in order. A request goes out as soon as a slot frees, not
+        when a round ends, and the pages asked for but not yet read never fill more than two
+        windows, so a consumer that stops early (an id found, a page of rows full) wastes at
+        most those. Without a total, pages follow one another until a short one.
         """
         seen = 0
 
@@ -295,22 +323,48 @@ class CartoClient:
         size = len(got.rows)  # the service may cap per_page below what was asked: count in its pages
         last_page = -(-got.total // size)
         window = _Window(self.max_concurrency, self)
-        chunk = self.max_concurrency
-        while page < last_page:
-            pages = await self._batch(
-                path, params, range(page + 1, min(page + chunk, last_page) + 1), what, parse, window
-            )
-            for got in pages:
-                page += 1
+        # The page awaited next and those asked ahead of it; with a window of 1, one page after another.
+        ahead_by = _AHEAD_WINDOWS * self.max_concurrency - 1
+        pending: dict[int, _Fetch[_Item]] = {}
+        asked = page
+
+        async def fetch(number: int, slot: _Fetch[_Item]) -> None:
+            with slot.scope:
+                try:
+                    async with window.limiter:
+                        body = await self._page_body(path, params, number, what)
+                    window.after_request()
+                    # The slot is free: let a waiting fetch send its request, so this page's
+                    # parsing overlaps that request's round trip instead of delaying it.
+                    await anyio.lowlevel.checkpoint()
+                    slot.page = self._parsed(body, path, what, parse)
+                except errors.CartoError as exc:  # raised by the consumer when it reaches this page
+                    slot.error = exc
+                finally:
+                    slot.done.set()
+
+        try:
+            while page < last_page:
+                while asked < min(last_page, page + ahead_by):
+                    asked += 1
+                    pending[asked] = slot = _Fetch[_Item]()
+                    ahead.start_soon(fetch, asked, slot)
+                slot = pending.pop(page + 1)
+                await slot.done.wait()
+                if slot.error is not None:
+                    raise slot.error
+                if slot.page is None:  # its task failed with a bug, which the task group reports
+                    raise RuntimeError(f"the fetch of {what} page {page + 1} ended without a page")
+                got, page = slot.page, page + 1
                 await hand_out(got)
                 yield got.rows
                 if not got.rows:
                     return  # the list shrank under us: nothing further
-            if got.total is not None and got.total > last_page * size:
-                last_page = -(-got.total // size)  # it grew meanwhile: follow it
-            # The further a walk has gone, the less likely it stops soon: fetch more per round,
-            # so fewer rounds end waiting on their slowest page.
-            chunk = min(chunk * 2, self.max_concurrency * _MAX_CHUNK_WINDOWS)
+                if got.total is not None and got.total > last_page * size:
+                    last_page = -(-got.total // size)  # it grew meanwhile: follow it
+        finally:
+            for slot in pending.values():  # stopped early, or failed: what was fetched ahead is not wanted
+                slot.scope.cancel()
 
     async def _page(
         self, path: str, params: dict[str, str], page: int, what: str, parse: Callable[[list[Any]], list[_Item]]
@@ -329,38 +383,6 @@ class CartoClient:
             )
         rows, total = parsed
         return _Page(parse(rows), total if isinstance(body, dict) else None, isinstance(body, dict))
-
-    async def _batch(
-        self,
-        path: str,
-        params: dict[str, str],
-        pages: range,
-        what: str,
-        parse: Callable[[list[Any]], list[_Item]],
-        window: _Window,
-    ) -> list[_Page[_Item]]:
-        """These pages, `window` of them in flight at any moment, in the order asked.
-
-        The first failure ends the batch and is raised as itself (not as an exception group).
-        """
-        got: dict[int, _Page[_Item]] = {}
-
-        async def fetch(page: int) -> None:
-            async with window.limiter:
-                body = await self._page_body(path, params, page, what)
-            window.after_request()
-            # The slot is free: let a waiting fetch send its request, so this page's parsing
-            # overlaps that request's round trip instead of delaying it.
-            await anyio.lowlevel.checkpoint()
-            got[page] = self._parsed(body, path, what, parse)
-
-        try:
-            async with anyio.create_task_group() as group:
-                for page in pages:
-                    group.start_soon(fetch, page)
-        except BaseExceptionGroup as group_error:
-            raise _first_error(group_error) from None
-        return [got[page] for page in pages]
 
     def _oauth_unavailable(self, exc: errors.ApiError) -> errors.NotFound:
         return errors.NotFound(
@@ -480,8 +502,9 @@ class CartoClient:
         return wait if time.monotonic() + wait < deadline else None
 
 
-#: A round of a walk fetches at most this many windows' worth of pages (bounding memory, and waste on early stop).
-_MAX_CHUNK_WINDOWS = 8
+#: A walk asks for at most this many windows' worth of pages not yet read (bounding memory, and waste on
+#: early stop): more than one, so a slow page does not leave the window idle behind it.
+_AHEAD_WINDOWS = 2
 
 
 class _Window:
@@ -506,10 +529,14 @@ class _Page(Generic[_Item]):
     enveloped: bool
 
 
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The exception a batch of page fetches failed with (a CartoError when there is one)."""
-    found = leaves(group)
-    return next((e for e in found if isinstance(e, errors.CartoError)), found[0])
+@dataclass(eq=False)
+class _Fetch(Generic[_Item]):
+    """One page fetched ahead: its result or its error once `done`, and the scope that stops it."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    page: _Page[_Item] | None = None
+    error: errors.CartoError | None = None
 
 
 class TokenIndex:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from anyio.abc import TaskGroup
+
 from carto_mcp.api import CartoClient
 from carto_mcp.credentials.cache import ListingCache
 from carto_mcp.errors import InputError
@@ -105,12 +107,15 @@ class Cursor:
 
 async def walk(
     api: CartoClient,
+    ahead: TaskGroup,
     kinds: tuple[CredentialKind, ...],
     start: Cursor,
     progress: Progress | None = None,
     cache: ListingCache | None = None,
 ) -> AsyncIterator[tuple[Cursor, CredentialKind, Any]]:
     """Every credential from `start` on, as the API returned it, in a stable order (token, spa, m2m).
+
+    `ahead` is the task group of the caller's `api.walking()` block, where pages are fetched ahead.
 
     With a `cache`, a kind read whole less than its TTL ago is served from memory, and a kind
     this walk reads whole (from its first page) is kept for the next one.
@@ -127,9 +132,9 @@ async def walk(
         if cached is not None:
             pages = _remembered(cached, first_page)
         elif kind == "token":
-            pages = api.token_pages(start_page=first_page, on_page=progress)
+            pages = api.token_pages(ahead, start_page=first_page, on_page=progress)
         else:
-            pages = api.client_pages(kind, start_page=first_page, on_page=progress)
+            pages = api.client_pages(ahead, kind, start_page=first_page, on_page=progress)
         async for page in pages:
             if kept is not None:
                 kept.append(list(page))
@@ -163,11 +168,12 @@ async def list_page(
         cache.clear()  # what this walk reads is kept for the next call
     rows: list[Row] = []
     next_cursor: str | None = None
-    async for pos, kind, item in walk(api, kinds, start, progress, cache):
-        if not filters.match(item, kind):
-            continue
-        if len(rows) == query.limit:
-            next_cursor = pos.encode(fingerprint)
-            break
-        rows.append(Row.of_token(item, now) if kind == "token" else Row.of_client(item, kind))
+    async with api.walking() as ahead:
+        async for pos, kind, item in walk(api, ahead, kinds, start, progress, cache):
+            if not filters.match(item, kind):
+                continue
+            if len(rows) == query.limit:
+                next_cursor = pos.encode(fingerprint)
+                break
+            rows.append(Row.of_token(item, now) if kind == "token" else Row.of_client(item, kind))
     return CredentialList(rows=rows, count=len(rows), next_cursor=next_cursor)

@@ -61,9 +61,10 @@ async def matching_tokens(api: CartoClient, request: TokenCreate, since: datetim
         if attempt:
             await anyio.sleep(RECHECK_AFTER)
         found: list[Token] = []
-        async for page in api.token_pages():
-            seen += len(page)
-            found += [t for t in page if made_since(t.created_at, since) and _same_token(t, request)]
+        async with api.walking() as ahead:
+            async for page in api.token_pages(ahead):
+                seen += len(page)
+                found += [t for t in page if made_since(t.created_at, since) and _same_token(t, request)]
         if found:
             break
     return found, seen
@@ -78,9 +79,10 @@ async def matching_clients(
         if attempt:
             await anyio.sleep(RECHECK_AFTER)
         found: list[OAuthClient] = []
-        async for page in api.client_pages(kind):
-            seen += len(page)
-            found += [c for c in page if c.title == title and made_since(c.created_at, since)]
+        async with api.walking() as ahead:
+            async for page in api.client_pages(ahead, kind):
+                seen += len(page)
+                found += [c for c in page if c.title == title and made_since(c.created_at, since)]
         if found:
             break
     return found, seen

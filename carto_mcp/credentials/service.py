@@ -97,11 +97,12 @@ class Credentials:
         notes: list[str] = []
         for kind in KINDS:
             try:
-                async for _, _, item in walk(self.api, (kind,), Cursor(), progress, self.cache):
-                    if kind == "token":
-                        tokens.append(item)
-                    else:
-                        clients.append((kind, item))
+                async with self.api.walking() as ahead:
+                    async for _, _, item in walk(self.api, ahead, (kind,), Cursor(), progress, self.cache):
+                        if kind == "token":
+                            tokens.append(item)
+                        else:
+                            clients.append((kind, item))
             except NotFound as exc:
                 if kind == "token":
                     raise
