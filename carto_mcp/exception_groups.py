@@ -1,7 +1,8 @@
 """The exception groups concurrent code fails with, read one way everywhere.
 
-A page walk and the stdio server run tasks in a task group, so they fail with a
-`BaseExceptionGroup` whose meaning is decided by what is inside it.
+The stdio server runs its reader, writer and session in a task group, so it fails with a
+`BaseExceptionGroup` whose meaning is decided by what is inside it (a page walk raises its own
+errors: see `CartoClient.walking`).
 """
 
 from __future__ import annotations

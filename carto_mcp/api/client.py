@@ -215,7 +215,7 @@ class CartoClient:
         return await self._walk_to(ident)
 
     async def _walk_to(self, ident: str) -> Token:
-        """Walk until the id shows up: one round of pages in memory, and half the pages on average."""
+        """Walk until the id shows up: at most two windows of pages in memory, and half the pages on average."""
         async with self.walking() as ahead:
             async for page in self.token_pages(ahead):
                 for token in page:
