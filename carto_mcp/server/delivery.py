@@ -9,6 +9,7 @@ listener started for it), and how to ask the person to open it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import anyio
@@ -21,6 +22,7 @@ from carto_mcp.credentials import FileSink, InlineSink, RevealSink, SecretFile, 
 from carto_mcp.credentials.delivery import Answer, AskUrl
 from carto_mcp.errors import SettingError
 from carto_mcp.server.confirm import declares_url_elicitation
+from carto_mcp.server.reveal import RevealDesk
 from carto_mcp.server.state import AppState
 
 __all__ = ["secret_sink"]
@@ -79,22 +81,29 @@ async def secret_sink(
         return SecretsDir(settings.secrets_dir, tuple(variables), state.protected_paths).check()
     assert base is not None
     notes = (BEARER_NOTE,) if state.reveals.behind_bearer else ()
-    return RevealSink(state.reveals.store, base, _asker(ctx, settings.reveal_ttl), notes=notes)
+    return RevealSink(state.reveals.store, base, _asker(ctx, state.reveals, settings.reveal_ttl), notes=notes)
 
 
-def _asker(ctx: Context[Any, Any], timeout: float) -> AskUrl:
+def _asker(ctx: Context[Any, Any], desk: RevealDesk, timeout: float) -> AskUrl:
     """Ask the person to open the page; any way the question fails to arrive is an answer ("failed"), not an error.
+
+    Once the page has been read, the client is told (`notifications/elicitation/complete`).
 
     The credential exists by now: whatever the client does with the question, the result must
     still come back, saying where the page is.
     """
 
     async def ask(message: str, url: str, ident: str) -> Answer:
+        # Watched before asking: the person may open the page before the client's answer arrives.
+        desk.watch(ident, partial(ctx.session.send_elicit_complete, ident))
         try:
             with anyio.fail_after(timeout):
                 answer = await ctx.elicit_url(message, url, ident)
         except (MCPError, TimeoutError, anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+            desk.forget(ident)
             return "failed"
+        if answer.action != "accept":
+            desk.forget(ident)  # not opened through this question: nothing to complete
         return answer.action
 
     return ask

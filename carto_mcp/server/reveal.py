@@ -6,6 +6,12 @@ HTTP server, so the first secret that needs a page starts a small listener: boun
 127.0.0.1 only, on a port the OS picks, behind a Host check (a page on another site cannot
 reach it through DNS rebinding), in its own thread so it never touches the stdio loop or the
 process's signal handlers. It stops when the server's lifespan ends.
+
+When a page the client was asked to open (URL-mode elicitation) has been read, the session
+that asked is told so with `notifications/elicitation/complete`, so the client can close
+whatever it showed. The page may be read on another thread's loop (the stdio listener) after
+the call has returned: the notice is handed to the session's own loop from a short-lived
+thread, so serving the page never waits on it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,12 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
 
 from carto_mcp.credentials.reveal import RevealStore
 from carto_mcp.server.http import Guard, allowed_places
@@ -30,6 +41,8 @@ __all__ = ["REVEAL_PATH", "RevealDesk"]
 logger = logging.getLogger("carto_mcp.server")
 
 REVEAL_PATH = "/reveal/{ident}"
+#: How a session is told that the page it asked the person to open has been read.
+Notice = Callable[[], Coroutine[Any, Any, None]]
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
 
@@ -45,6 +58,38 @@ class RevealDesk:
         self._thread: threading.Thread | None = None
         self._url: str | None = None
         self._lock = threading.Lock()
+        #: ident -> (how to tell the session that asked, its loop, when the page expires)
+        self._watchers: dict[str, tuple[Notice, anyio.lowlevel.EventLoopToken, float]] = {}
+
+    def watch(self, ident: str, notify: Notice) -> None:
+        """Call `notify` on this (the caller's) loop once the page `ident` has been read."""
+        token = anyio.lowlevel.current_token()
+        now = time.monotonic()
+        with self._lock:
+            for stale in [i for i, (_, _, until) in self._watchers.items() if until <= now]:
+                del self._watchers[stale]
+            self._watchers[ident] = (notify, token, now + self.store.ttl)
+
+    def forget(self, ident: str) -> None:
+        with self._lock:
+            self._watchers.pop(ident, None)
+
+    def _announce(self, ident: str) -> None:
+        """Hand the notice that `ident` was read to the loop of the session that asked, without waiting."""
+        with self._lock:
+            watcher = self._watchers.pop(ident, None)
+        if watcher is None:
+            return
+        notify, token, _ = watcher
+
+        def send() -> None:
+            try:
+                anyio.from_thread.run(notify, token=token)
+            except (RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                # The session ended (its loop finished, its stream closed): nobody is left to tell.
+                logger.debug("could not send elicitation/complete: %s", type(exc).__name__)
+
+        threading.Thread(target=send, name="carto-mcp-reveal-notice", daemon=True).start()
 
     async def endpoint(self, request: Request) -> Response:
         """GET /reveal/<id>: the page once, then 410; 404 for an id never issued. Nothing else takes it."""
@@ -58,6 +103,7 @@ class RevealDesk:
         if found == "gone":
             return Response(GONE_TEXT, 410, headers=headers(), media_type="text/plain")
         body, sent = render(found)
+        self._announce(str(request.path_params.get("ident", "")))
         return Response(body, 200, headers=sent)
 
     def loopback_url(self) -> str:
@@ -120,6 +166,8 @@ class RevealDesk:
         if server is None or thread is None:
             return
         self.store.wipe_all()
+        with self._lock:
+            self._watchers.clear()  # their pages are wiped: none will be read
         server.should_exit = True
         thread.join(_STOP_TIMEOUT)
         if thread.is_alive():

@@ -59,9 +59,13 @@ class Seen:
 
     def __init__(self) -> None:
         self.items: list[str] = []
+        self.completed: list[str] = []
 
     async def message(self, message: Any) -> None:
         self.items.append(repr(message))
+        notice = getattr(message, "root", message)
+        if isinstance(notice, mcp_types.ElicitCompleteNotification):
+            self.completed.append(notice.params.elicitation_id)
 
     async def log(self, params: Any) -> None:
         self.items.append(repr(params))
@@ -242,6 +246,37 @@ async def test_a_declined_page_is_named_in_the_result_and_still_answers_once(
     [stored] = sandbox.store.list_tokens(limit=10)[0]
     assert page_secret(first, "CARTO_API_ACCESS_TOKEN") == stored["token"]
     assert_nowhere(stored["token"], dump(result), second.text)
+
+
+async def test_the_client_is_told_when_the_page_it_was_asked_to_open_has_been_read(
+    sandbox: RunningSandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """notifications/elicitation/complete names the page's elicitation once it is read, and not before."""
+    browser = Browser()
+    async with watched(sandbox, tmp_path, browser, caplog) as (client, seen):
+        ok(await client.call_tool("create_token", MAPS))
+        [question] = [q for q in browser.questions if getattr(q, "mode", None) == "url"]
+        await anyio.sleep(0.2)
+        assert seen.completed == []  # asked, not yet read
+        page = await anyio.to_thread.run_sync(open_page, question.url)
+        with anyio.fail_after(5):
+            while not seen.completed:
+                await anyio.sleep(0.01)
+        again = await anyio.to_thread.run_sync(open_page, question.url)
+        await anyio.sleep(0.2)
+    assert page.status_code == 200 and again.status_code == 410
+    assert seen.completed == [question.elicitation_id]  # once: a second GET completes nothing
+
+
+async def test_a_declined_page_read_later_completes_no_elicitation(
+    sandbox: RunningSandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    browser = Browser("decline")
+    async with watched(sandbox, tmp_path, browser, caplog) as (client, seen):
+        url = ok(await client.call_tool("create_token", MAPS))["reveal_url"]
+        page = await anyio.to_thread.run_sync(open_page, url)
+        await anyio.sleep(0.3)
+    assert page.status_code == 200 and seen.completed == []
 
 
 async def test_a_page_not_opened_within_its_ttl_is_gone(sandbox: RunningSandbox, tmp_path: Path) -> None:
