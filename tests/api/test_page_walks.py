@@ -110,9 +110,11 @@ async def test_an_id_is_found_with_early_stop(slow: RunningSandbox, slow_admin: 
     stats = slow_admin.stats()
     assert found.token == in_store_order(slow)[5]
     served = stats["pages_served"]
-    assert {f"/v3/tokens?page={page}" for page in (1, 2, 3)} <= set(served) <= {
-        f"/v3/tokens?page={page}" for page in range(1, 6)
-    }
+    assert (
+        {f"/v3/tokens?page={page}" for page in (1, 2, 3)}
+        <= set(served)
+        <= {f"/v3/tokens?page={page}" for page in range(1, 6)}
+    )
     assert set(served.values()) == {1}
     # The walk read the token, so no lookup follows it; pages 4 and 5 at most were asked ahead, not 20.
     assert set(stats["requests"]) == {"GET /v3/tokens"} and stats["requests"]["GET /v3/tokens"] <= 5
