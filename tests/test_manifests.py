@@ -325,6 +325,8 @@ def test_mcpb_server_runs_the_entry_point_with_user_config() -> None:
     assert user_config["read_only"]["type"] == "boolean"
     assert config["env"]["CARTO_MCP_READ_ONLY"] == "${user_config.read_only}"
     assert config["env"][profiles.ENV_PROFILE] == "${user_config.profile}"
+    assert user_config["secrets_dir"]["type"] == "directory" and user_config["secrets_dir"]["required"] is False
+    assert config["env"]["CARTO_MCP_SECRETS_DIR"] == "${user_config.secrets_dir}"
     # What the bundle's entry point runs is `carto-mcp serve`.
     assert_serve(load_bundle_entry().ARGV)
 
@@ -357,6 +359,7 @@ def test_mcpb_entry_point_serves_the_manifest_tools(tmp_path: Path) -> None:
             "CARTO_API_TOKEN": "${user_config.api_token}",
             "CARTO_PROFILE": "${user_config.profile}",
             "CARTO_MCP_READ_ONLY": "${user_config.read_only}",
+            "CARTO_MCP_SECRETS_DIR": "${user_config.secrets_dir}",
         },
     )
 
@@ -366,6 +369,41 @@ def test_mcpb_entry_point_serves_the_manifest_tools(tmp_path: Path) -> None:
                 return {tool.name for tool in (await client.list_tools()).tools}
 
     assert anyio.run(names) == {tool["name"] for tool in manifest["tools"]}
+
+
+@pytest.mark.slow
+def test_mcpb_secrets_folder_receives_a_new_token(tmp_path: Path) -> None:
+    """The bundle's "Folder for new secrets" setting reaches the server: a new token goes to a 0600 file there."""
+    from mcp import Client, StdioServerParameters
+
+    manifest = load("mcpb/manifest.json")
+    folder = tmp_path / "secrets"
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[str(MCPB / manifest["server"]["entry_point"])],
+        env={
+            "HOME": str(tmp_path),
+            "CARTO_MCP_SANDBOX": "1",
+            "CARTO_MCP_SANDBOX_DB": str(tmp_path / "sandbox.sqlite3"),
+            "CARTO_API_TOKEN": "${user_config.api_token}",
+            "CARTO_MCP_SECRETS_DIR": str(folder),
+        },
+    )
+    grants = [{"connection": "carto_dw", "source": "carto.shared.t"}]
+    arguments = {"grants": grants, "apis": ["sql"], "expiration_date": "7d"}
+
+    async def create() -> Any:
+        with anyio.fail_after(60):
+            async with Client(params, read_timeout_seconds=60) as client:
+                return await client.call_tool("create_token", arguments)
+
+    result = anyio.run(create)
+    assert not result.is_error
+    created = result.structured_content
+    assert created["delivery"] == "file" and created.get("token") is None
+    written = Path(created["secret_file"])
+    assert written.parent == folder and (written.stat().st_mode & 0o777) == 0o600
+    assert "CARTO_API_ACCESS_TOKEN=eyJ" in written.read_text(encoding="utf-8")
 
 
 # --- the MCP registry entry ----------------------------------------------------------------------------
