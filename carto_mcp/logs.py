@@ -3,8 +3,9 @@
 stdout belongs to the protocol on stdio and to results for `call`. `--debug` opens carto-mcp's
 own loggers (which mask every bearer and token path themselves) and nothing else: the SDK's
 and the web server's loggers stay at WARNING, because at DEBUG they print whole protocol
-messages, and a create's reply holds the new secret. The formatter masks JWT-shaped values in
-every line as a last guard, whoever wrote it.
+messages, and a create's reply holds the new secret. The formatter masks JWT-shaped values and
+the ids of reveal pages (uvicorn's access lines name request paths) in every line as a last
+guard, whoever wrote it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from carto_mcp.masking import redact
+from carto_mcp.masking import hide_reveal_ids, redact
 
 __all__ = ["RedactingFormatter", "configure", "quiet_url_loggers"]
 
@@ -21,10 +22,10 @@ _URL_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore")
 
 
 class RedactingFormatter(logging.Formatter):
-    """A formatter whose output (message, arguments and traceback alike) never holds a JWT."""
+    """A formatter whose output (message, arguments and traceback alike) never holds a JWT or a reveal page's id."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record), tokens_only=True)
+        return hide_reveal_ids(redact(super().format(record), tokens_only=True))
 
 
 def configure(debug: bool) -> None:

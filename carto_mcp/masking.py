@@ -99,6 +99,17 @@ def looks_like_client_secret(value: str) -> bool:
     return len(value) > _MAX_CLIENT_ID and looks_secret(value)
 
 
+#: Where a one-time reveal page is served. What follows it in a URL opens the page (and the secret
+#: on it) once, so a log line never shows it, even for a request that was refused.
+REVEAL_PREFIX = "/reveal/"
+_REVEAL_ID = re.compile(re.escape(REVEAL_PREFIX) + r"[A-Za-z0-9_-]+")
+
+
+def hide_reveal_ids(text: str) -> str:
+    """Text with the id of every reveal page path masked (`/reveal/****`)."""
+    return _REVEAL_ID.sub(REVEAL_PREFIX + "****", text) if REVEAL_PREFIX in text else text
+
+
 def redact(text: str, *, tokens_only: bool = False, keep: tuple[str, ...] = ()) -> str:
     """Text with every part that looks like a secret masked (`eyJh…x9Qk`): for anything that echoes input.
 

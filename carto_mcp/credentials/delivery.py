@@ -27,6 +27,7 @@ from carto_mcp.config import SecretMode
 from carto_mcp.credentials.reveal import RevealStore, SecretPage
 from carto_mcp.credentials.secrets import SecretFile
 from carto_mcp.errors import InputError, SettingError
+from carto_mcp.masking import REVEAL_PREFIX
 
 __all__ = [
     "INLINE_WARNING",
@@ -136,7 +137,7 @@ class RevealSink:
 
     async def deliver(self, page: SecretPage, name: str) -> Delivered:
         reveal = self.store.put(page)
-        url = f"{self.base_url.rstrip('/')}/reveal/{reveal.ident}"
+        url = f"{self.base_url.rstrip('/')}{REVEAL_PREFIX}{reveal.ident}"
         until = datetime.now(timezone.utc) + timedelta(seconds=reveal.expires_in)
         expires = until.strftime("%Y-%m-%dT%H:%M:%SZ")
         minutes = max(1, round(reveal.expires_in / 60))

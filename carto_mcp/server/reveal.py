@@ -28,6 +28,7 @@ import anyio.from_thread
 import anyio.lowlevel
 
 from carto_mcp.credentials.reveal import RevealStore
+from carto_mcp.masking import REVEAL_PREFIX
 from carto_mcp.server.http import Guard, allowed_places
 from carto_mcp.server.reveal_page import GONE_TEXT, UNKNOWN_TEXT, headers, render
 
@@ -40,7 +41,7 @@ __all__ = ["REVEAL_PATH", "RevealDesk"]
 
 logger = logging.getLogger("carto_mcp.server")
 
-REVEAL_PATH = "/reveal/{ident}"
+REVEAL_PATH = REVEAL_PREFIX + "{ident}"
 #: How a session is told that the page it asked the person to open has been read.
 Notice = Callable[[], Coroutine[Any, Any, None]]
 _START_TIMEOUT = 10.0

@@ -94,7 +94,7 @@ async def test_the_stdio_listener_is_bound_to_loopback_only_and_gone_when_the_se
 
 async def test_over_streamable_http_the_page_is_a_route_behind_the_same_checks(tmp_path: Path) -> None:
     env = child_env(CARTO_MCP_AUTH_TOKEN=AUTH)
-    with http_server(tmp_path, "--secrets", "reveal", env=env) as server:
+    with http_server(tmp_path, "--secrets", "reveal", "--debug", env=env) as server:
         browser = Browser()
         headers = {"Authorization": f"Bearer {AUTH}"}
         with anyio.fail_after(TIMEOUT * 2):
@@ -116,6 +116,10 @@ async def test_over_streamable_http_the_page_is_a_route_behind_the_same_checks(t
     assert page.status_code == 200 and again.status_code == 410
     secret = page_secret(page, "CARTO_API_ACCESS_TOKEN")
     assert secret not in server.log() and secret not in no_bearer.text + again.text
+    # The page's id opens it: the --debug log (uvicorn's access lines included) never names it, even
+    # for the refused requests made while the page was still waiting.
+    ident = url.rsplit("/", 1)[1]
+    assert "/reveal/" in server.log() and ident not in server.log()
 
 
 async def test_over_http_without_a_bearer_the_default_is_a_reveal_page(tmp_path: Path) -> None:
