@@ -98,13 +98,14 @@ class RevealDesk:
 
         if request.method != "GET":  # a HEAD (a link preview, say) must not use up the one view
             return Response("Use GET.", 405, headers={**headers(), "Allow": "GET"}, media_type="text/plain")
-        found = self.store.take(str(request.path_params.get("ident", "")))
+        ident = str(request.path_params.get("ident", ""))
+        found = self.store.take(ident)
         if found == "unknown":
             return Response(UNKNOWN_TEXT, 404, headers=headers(), media_type="text/plain")
         if found == "gone":
             return Response(GONE_TEXT, 410, headers=headers(), media_type="text/plain")
         body, sent = render(found)
-        self._announce(str(request.path_params.get("ident", "")))
+        self._announce(ident)
         return Response(body, 200, headers=sent)
 
     def loopback_url(self) -> str:
