@@ -343,13 +343,12 @@ def test_mcpb_entry_drops_settings_left_empty() -> None:
     assert environ == {"CARTO_PROFILE": "staging", "OTHER": "${user_config.other}"}
 
 
-@pytest.mark.slow
-def test_mcpb_entry_point_serves_the_manifest_tools(tmp_path: Path) -> None:
-    """Start the bundle's entry point as a host would (stdio, unsubstituted optional settings)."""
-    from mcp import Client, StdioServerParameters
+def bundle_entry(tmp_path: Path, **env: str) -> Any:
+    """The bundle's entry point as a host starts it (stdio, on the sandbox), with these settings."""
+    from mcp import StdioServerParameters
 
     manifest = load("mcpb/manifest.json")
-    params = StdioServerParameters(
+    return StdioServerParameters(
         command=sys.executable,
         args=[str(MCPB / manifest["server"]["entry_point"])],
         env={
@@ -357,10 +356,22 @@ def test_mcpb_entry_point_serves_the_manifest_tools(tmp_path: Path) -> None:
             "CARTO_MCP_SANDBOX": "1",
             "CARTO_MCP_SANDBOX_DB": str(tmp_path / "sandbox.sqlite3"),
             "CARTO_API_TOKEN": "${user_config.api_token}",
-            "CARTO_PROFILE": "${user_config.profile}",
-            "CARTO_MCP_READ_ONLY": "${user_config.read_only}",
-            "CARTO_MCP_SECRETS_DIR": "${user_config.secrets_dir}",
+            **env,
         },
+    )
+
+
+@pytest.mark.slow
+def test_mcpb_entry_point_serves_the_manifest_tools(tmp_path: Path) -> None:
+    """Start the bundle's entry point as a host would (stdio, unsubstituted optional settings)."""
+    from mcp import Client
+
+    manifest = load("mcpb/manifest.json")
+    params = bundle_entry(
+        tmp_path,
+        CARTO_PROFILE="${user_config.profile}",
+        CARTO_MCP_READ_ONLY="${user_config.read_only}",
+        CARTO_MCP_SECRETS_DIR="${user_config.secrets_dir}",
     )
 
     async def names() -> set[str]:
@@ -374,21 +385,10 @@ def test_mcpb_entry_point_serves_the_manifest_tools(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_mcpb_secrets_folder_receives_a_new_token(tmp_path: Path) -> None:
     """The bundle's "Folder for new secrets" setting reaches the server: a new token goes to a 0600 file there."""
-    from mcp import Client, StdioServerParameters
+    from mcp import Client
 
-    manifest = load("mcpb/manifest.json")
     folder = tmp_path / "secrets"
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=[str(MCPB / manifest["server"]["entry_point"])],
-        env={
-            "HOME": str(tmp_path),
-            "CARTO_MCP_SANDBOX": "1",
-            "CARTO_MCP_SANDBOX_DB": str(tmp_path / "sandbox.sqlite3"),
-            "CARTO_API_TOKEN": "${user_config.api_token}",
-            "CARTO_MCP_SECRETS_DIR": str(folder),
-        },
-    )
+    params = bundle_entry(tmp_path, CARTO_MCP_SECRETS_DIR=str(folder))
     grants = [{"connection": "carto_dw", "source": "carto.shared.t"}]
     arguments = {"grants": grants, "apis": ["sql"], "expiration_date": "7d"}
 
